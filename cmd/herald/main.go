@@ -1,0 +1,70 @@
+// Command herald runs and manages Herald, the event-notification server.
+//
+//	herald serve     run the API and the dispatcher
+//	herald migrate   apply database migrations and exit
+//	herald catalog   list the built-in event types
+//	herald version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "herald:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `Herald delivers commerce events to webhooks and other channels.
+
+Usage: herald <command> [flags]
+
+Commands:
+  serve     run the API and the dispatcher (default: 127.0.0.1:8080, ./herald-data)
+  migrate   apply database migrations and exit
+  catalog   list the built-in event types (--json for the full records)
+  version   print the version
+
+Run 'herald <command> -h' for a command's flags. Every flag can also be set
+as an environment variable (--data-dir is HERALD_DATA_DIR) or in a JSON
+config file named by --config / HERALD_CONFIG; a flag wins over the
+environment, which wins over the file.
+`
+
+// Main runs one herald command.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, rest, stdout, stderr)
+	case "catalog":
+		return catalogCmd(rest, stdout, stderr)
+	case "version", "--version":
+		return versionCmd(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,286 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/publish"
+)
+
+// requestHash identifies a publish request body for idempotent replays,
+// insensitive to JSON whitespace.
+func requestHash(body []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, body); err != nil {
+		buf.Reset()
+		buf.Write(body)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return sum[:]
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	body, err := readBody(w, r, maxEventBody)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem(w, http.StatusRequestEntityTooLarge, "Request too large",
+				"data may be at most 256 KiB per event; send large content by reference (a URL or id) instead",
+				[]herald.FieldError{{Field: "data", Detail: "is over 256 KiB"}})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	var in publish.Input
+	if !decodeBytes(w, body, &in) {
+		return
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		in.IdempotencyKey = key
+	}
+	in.RequestHash = requestHash(body)
+	res, err := s.Publisher.Publish(r.Context(), tid, []publish.Input{in}, func(int) string { return "" })
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.answerPublish(w, res[0])
+}
+
+func (s *Server) answerPublish(w http.ResponseWriter, res herald.PublishResult) {
+	switch {
+	case res.KeyMismatch:
+		problem(w, http.StatusUnprocessableEntity, "Idempotency key reused",
+			fmt.Sprintf("this Idempotency-Key was used for event %s with a different body; resend the original body or use a new key", res.EventID),
+			[]herald.FieldError{{Field: "Idempotency-Key", Detail: "was used with a different body"}})
+	case res.Replayed:
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusOK, res)
+	default:
+		writeJSON(w, http.StatusAccepted, res)
+	}
+}
+
+func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	body, err := readBody(w, r, maxBatchBody)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var in struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if !decodeBytes(w, body, &in) {
+		return
+	}
+	switch {
+	case len(in.Events) == 0:
+		s.fail(w, r, herald.Invalid("events", "is required: an array of 1 to %d events", publish.MaxBatch))
+		return
+	case len(in.Events) > publish.MaxBatch:
+		s.fail(w, r, herald.Invalid("events", "holds %d events; at most %d are allowed per batch", len(in.Events), publish.MaxBatch))
+		return
+	}
+	inputs := make([]publish.Input, len(in.Events))
+	verr := &herald.ValidationError{}
+	for i, raw := range in.Events {
+		if err := unmarshalStrict(raw, &inputs[i]); err != nil {
+			var fe *herald.ValidationError
+			if errors.As(err, &fe) {
+				for _, f := range fe.Fields {
+					verr.Add(fmt.Sprintf("events[%d].%s", i, f.Field), "%s", f.Detail)
+				}
+			} else {
+				verr.Add(fmt.Sprintf("events[%d]", i), "%v", err)
+			}
+		}
+		inputs[i].RequestHash = requestHash(raw)
+	}
+	if err := verr.Err(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.Publisher.Publish(r.Context(), tid, inputs, func(i int) string { return fmt.Sprintf("events[%d].", i) })
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(res) == 1 && res[0].KeyMismatch {
+		s.answerPublish(w, res[0])
+		return
+	}
+	status := http.StatusOK // every item replayed
+	for _, x := range res {
+		if !x.Replayed {
+			status = http.StatusAccepted
+		}
+	}
+	writeJSON(w, status, map[string]any{"events": res})
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	pg, ok := page(w, r)
+	if !ok {
+		return
+	}
+	since, ok := timeParam(w, r, "since")
+	if !ok {
+		return
+	}
+	until, ok := timeParam(w, r, "until")
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	lim := pg.Limit
+	pg.Limit++
+	es, err := s.Store.ListEvents(r.Context(), tid, herald.EventFilter{Type: q.Get("type"), Source: q.Get("source"), Since: since, Until: until}, pg)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pageOf(es, lim, func(e herald.Event) string { return e.ID }))
+}
+
+type eventDetail struct {
+	*herald.Event
+	Deliveries []herald.Delivery `json:"deliveries"`
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	e, err := s.Store.GetEvent(r.Context(), tid, r.PathValue("id"))
+	if errors.Is(err, herald.ErrNotFound) {
+		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no event %q in tenant %q", r.PathValue("id"), tid), nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ds, err := s.Store.ListDeliveries(r.Context(), tid, herald.DeliveryFilter{EventID: e.ID}, herald.Page{Limit: 500})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []herald.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, eventDetail{Event: e, Deliveries: ds})
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	pg, ok := page(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := herald.DeliveryFilter{Status: herald.DeliveryStatus(q.Get("status")), ChannelID: q.Get("channel_id"),
+		EventID: q.Get("event_id"), EventType: q.Get("event_type")}
+	if f.Status != "" && !f.Status.Valid() {
+		problem(w, http.StatusBadRequest, "Bad query", "status must be pending, succeeded or failed",
+			[]herald.FieldError{{Field: "status", Detail: "must be pending, succeeded or failed"}})
+		return
+	}
+	if f.Since, ok = timeParam(w, r, "since"); !ok {
+		return
+	}
+	if f.Until, ok = timeParam(w, r, "until"); !ok {
+		return
+	}
+	lim := pg.Limit
+	pg.Limit++
+	ds, err := s.Store.ListDeliveries(r.Context(), tid, f, pg)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pageOf(ds, lim, func(d herald.Delivery) string { return d.ID }))
+}
+
+type deliveryDetail struct {
+	*herald.Delivery
+	AttemptLog []herald.Attempt `json:"attempt_log"`
+}
+
+func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	d, err := s.Store.GetDelivery(r.Context(), tid, r.PathValue("id"))
+	if errors.Is(err, herald.ErrNotFound) {
+		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no delivery %q in tenant %q", r.PathValue("id"), tid), nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	as, err := s.Store.ListAttempts(r.Context(), tid, d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if as == nil {
+		as = []herald.Attempt{}
+	}
+	writeJSON(w, http.StatusOK, deliveryDetail{Delivery: d, AttemptLog: as})
+}
+
+// retryDelivery makes one immediate, synchronous attempt of a finished
+// delivery and answers with its result.
+func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p principal) {
+	tid, ok := s.tenant(w, r, p)
+	if !ok {
+		return
+	}
+	now := s.Clock.Now()
+	claim, err := s.Store.LeaseDelivery(r.Context(), tid, r.PathValue("id"), now, now.Add(herald.MaxTimeoutS*time.Second+time.Minute))
+	if err != nil {
+		if errors.Is(err, herald.ErrNotFound) {
+			problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no delivery %q in tenant %q", r.PathValue("id"), tid), nil)
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	comp, err := s.Dispatcher.Attempt(r.Context(), *claim, herald.TriggerManual)
+	if err != nil && !strings.Contains(err.Error(), "context canceled") {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, attemptAnswer{Delivery: comp.Delivery, Attempt: comp.Attempt})
+}

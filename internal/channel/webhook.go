@@ -1,0 +1,199 @@
+// Package channel sends notifications to channels. Webhook is the first
+// kind: a Standard Webhooks POST, signed with every active secret.
+package channel
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/target"
+	"github.com/heraldhq/herald/webhooks"
+)
+
+// Sender delivers webhook requests over one shared, keep-alive HTTP client
+// whose dialer refuses disallowed addresses at connect time.
+type Sender struct {
+	client    *http.Client
+	userAgent string
+}
+
+// NewSender returns a Sender whose connections are checked by guard.
+func NewSender(guard *target.Guard, userAgent string) *Sender {
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would hide the real target from the guard
+		DialContext:           guard.Dialer(10 * time.Second).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &Sender{
+		client: &http.Client{
+			Transport: tr,
+			// Redirects are failures, never followed (Standard Webhooks).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		userAgent: userAgent,
+	}
+}
+
+// Close drops idle connections.
+func (s *Sender) Close() { s.client.CloseIdleConnections() }
+
+// Payload is the body Herald sends: the Standard Webhooks envelope.
+type Payload struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Timestamp string          `json:"timestamp"`
+	Source    string          `json:"source"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// Body encodes an event as the compact JSON body that is signed and sent.
+func Body(e *herald.Event) ([]byte, error) {
+	return json.Marshal(Payload{
+		ID:        e.ID,
+		Type:      e.Type,
+		Timestamp: e.OccurredAt.UTC().Format(time.RFC3339Nano),
+		Source:    e.Source,
+		Data:      e.Data,
+	})
+}
+
+// Result is what one request came to.
+type Result struct {
+	StatusCode int
+	Body       string
+	Duration   time.Duration
+	ErrorClass string
+	Error      string
+	RetryAfter time.Duration
+}
+
+// Outcome is the part of a Result a retry policy decides on.
+func (r Result) Outcome() herald.Outcome {
+	return herald.Outcome{StatusCode: r.StatusCode, ErrorClass: r.ErrorClass, RetryAfter: r.RetryAfter}
+}
+
+// Send POSTs event e to channel c, signed with its active secrets at now.
+// ctx cancelling (shutdown) is reported as an error class of its own so the
+// caller can release the delivery instead of recording an attempt.
+func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, now time.Time) Result {
+	body, err := Body(e)
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassConnect, Error: "encode payload: " + err.Error()}
+	}
+	signer, err := webhooks.NewSigner(c.ActiveSecrets(now)...)
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassConnect, Error: "channel secret: " + err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassConnect, Error: "build request: " + err.Error()}
+	}
+	for k, v := range c.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", s.userAgent)
+	signer.SetHeaders(req.Header, e.ID, time.Now(), body)
+
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return Result{Duration: time.Since(start), ErrorClass: classify(ctx, err), Error: describe(err)}
+	}
+	defer resp.Body.Close()
+	buf, readErr := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
+	// Drain a little more so the connection can be reused.
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	r := Result{
+		StatusCode: resp.StatusCode,
+		Body:       validUTF8(buf),
+		Duration:   time.Since(start),
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	if readErr != nil && ctx.Err() != nil {
+		// The status arrived but the body did not finish in time.
+		r.ErrorClass, r.Error = herald.ErrClassTimeout, "response body not complete within the timeout"
+		return r
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		r.ErrorClass, r.Error = herald.ErrClassStatus, fmt.Sprintf("receiver answered %d", resp.StatusCode)
+	}
+	return r
+}
+
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// ErrClassCanceled marks a request cut off by shutdown: not an attempt.
+const ErrClassCanceled = "canceled"
+
+func classify(ctx context.Context, err error) string {
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, target.ErrRefused):
+		return herald.ErrClassRefused
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return herald.ErrClassTimeout
+	case errors.Is(err, context.Canceled):
+		return ErrClassCanceled
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
+		return herald.ErrClassTLS
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return herald.ErrClassTimeout
+	default:
+		return herald.ErrClassConnect
+	}
+}
+
+func describe(err error) string {
+	var uerr interface{ Unwrap() error }
+	if errors.As(err, &uerr) {
+		if inner := uerr.Unwrap(); inner != nil {
+			return inner.Error()
+		}
+	}
+	return err.Error()
+}
+
+// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		// Bounded so a huge value cannot overflow; the policy caps it anyway.
+		return time.Duration(max(0, min(n, 7*24*3600))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,260 @@
+// Package publish turns published events into stored events and
+// deliveries: it validates each event against its type, finds the channels
+// whose subscriptions match, and hands both to the store in one write.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/catalog"
+	"github.com/heraldhq/herald/internal/filter"
+	"github.com/heraldhq/herald/internal/schema"
+)
+
+// Limits on what may be published.
+const (
+	MaxDataBytes      = 256 << 10
+	MaxBatch          = 1000
+	MaxIdempotencyKey = 255
+	IdempotencyTTL    = 24 * time.Hour
+)
+
+// Input is one event as a publisher sent it.
+type Input struct {
+	Type           string          `json:"type"`
+	Source         string          `json:"source"`
+	OccurredAt     *time.Time      `json:"occurred_at"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	// RequestHash identifies the request for idempotent replays.
+	RequestHash []byte `json:"-"`
+}
+
+// Publisher validates, routes and stores events.
+type Publisher struct {
+	store   herald.Store
+	catalog *catalog.Catalog
+	clock   herald.Clock
+	log     *slog.Logger
+	wake    func()
+	filters filter.Cache
+
+	mu      sync.Mutex
+	schemas map[string]*schema.Validator // by schema text
+}
+
+// New returns a Publisher; wake is called after each commit that created
+// deliveries.
+func New(store herald.Store, cat *catalog.Catalog, clock herald.Clock, log *slog.Logger, wake func()) *Publisher {
+	return &Publisher{store: store, catalog: cat, clock: clock, log: log, wake: wake, schemas: map[string]*schema.Validator{}}
+}
+
+// EventType finds a type the tenant may publish: built-in or its own.
+func (p *Publisher) EventType(ctx context.Context, tenantID, name string) (*herald.EventType, error) {
+	if et, ok := p.catalog.Lookup(name); ok {
+		return &et, nil
+	}
+	custom, err := p.store.ListEventTypes(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range custom {
+		if custom[i].Name == name {
+			return &custom[i], nil
+		}
+	}
+	return nil, herald.ErrNotFound
+}
+
+// Publish validates every input (field names start with prefix(i)), then
+// stores them all in one transaction. Validation problems of all inputs are
+// reported together and nothing is stored.
+func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, prefix func(i int) string) ([]herald.PublishResult, error) {
+	now := p.clock.Now()
+	custom, err := p.store.ListEventTypes(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	verr := &herald.ValidationError{}
+	events := make([]herald.Event, len(ins))
+	for i := range ins {
+		events[i] = p.validate(verr, prefix(i), tenantID, &ins[i], custom, now)
+	}
+	if err := verr.Err(); err != nil {
+		return nil, err
+	}
+	routes, err := p.store.Routes(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	pubs := make([]herald.Publication, len(ins))
+	for i := range events {
+		pubs[i] = herald.Publication{Event: events[i], RequestHash: ins[i].RequestHash, IdempotencyTTL: IdempotencyTTL}
+		if routes.DisabledTypes[events[i].Type] {
+			pubs[i].Suppressed = true
+			continue
+		}
+		pubs[i].ChannelIDs = p.route(routes, &events[i])
+	}
+	res, err := p.store.Publish(ctx, pubs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range res {
+		if r.Deliveries > 0 && !r.Replayed {
+			p.wake()
+			break
+		}
+	}
+	return res, nil
+}
+
+// PublishTest stores an event of type et for one channel, its delivery
+// already leased for the caller to attempt (a channel test).
+func (p *Publisher) PublishTest(ctx context.Context, tenantID string, et *herald.EventType, channelID string, lease time.Duration) (*herald.Event, string, error) {
+	now := p.clock.Now()
+	data := et.Example
+	if len(data) == 0 {
+		data = json.RawMessage(`{}`)
+	}
+	e := herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: tenantID, Type: et.Name, Source: "test",
+		OccurredAt: now, Data: compact(data), CreatedAt: now}
+	until := now.Add(lease)
+	res, err := p.store.Publish(ctx, []herald.Publication{{Event: e, ChannelIDs: []string{channelID}, LeaseUntil: &until}})
+	if err != nil {
+		return nil, "", err
+	}
+	return &e, res[0].DeliveryIDs[0], nil
+}
+
+func compact(b json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID string, in *Input, custom []herald.EventType, now time.Time) herald.Event {
+	e := herald.Event{TenantID: tenantID, Type: in.Type, Source: in.Source, CreatedAt: now, IdempotencyKey: in.IdempotencyKey}
+	e.ID = herald.NewID(herald.PrefixEvent, now)
+	if e.Source == "" {
+		e.Source = herald.DefaultSource
+	}
+	if !herald.ValidSource(e.Source) {
+		verr.Add(prefix+"source", "must be a lowercase slug of a-z, 0-9, _ or - (at most 32), such as admin, shop or funnel")
+	}
+	e.OccurredAt = now
+	if in.OccurredAt != nil {
+		e.OccurredAt = in.OccurredAt.UTC()
+	}
+	if len(in.IdempotencyKey) > MaxIdempotencyKey {
+		verr.Add(prefix+"idempotency_key", "is longer than %d characters", MaxIdempotencyKey)
+	}
+	var et *herald.EventType
+	switch {
+	case in.Type == "":
+		verr.Add(prefix+"type", "is required: name an event type such as \"payment.succeeded\" (GET /v1/event-types lists them)")
+	default:
+		if b, ok := p.catalog.Lookup(in.Type); ok {
+			et = &b
+		} else if i := slices.IndexFunc(custom, func(c herald.EventType) bool { return c.Name == in.Type }); i >= 0 {
+			et = &custom[i]
+		} else {
+			verr.Add(prefix+"type", "unknown event type %q; GET /v1/tenants/%s/event-types lists the known ones, or create a custom type", in.Type, tenantID)
+		}
+	}
+	data := bytes.TrimSpace(in.Data)
+	switch {
+	case len(data) == 0 || bytes.Equal(data, []byte("null")):
+		verr.Add(prefix+"data", "is required: send the event's data as a JSON object")
+		return e
+	case data[0] != '{':
+		verr.Add(prefix+"data", "must be a JSON object")
+		return e
+	case len(data) > MaxDataBytes:
+		verr.Add(prefix+"data", "is %d bytes; at most %d bytes (256 KiB) are allowed per event", len(data), MaxDataBytes)
+		return e
+	}
+	e.Data = compact(data)
+	if et != nil && len(et.Schema) > 0 {
+		v, err := p.validator(et.Schema)
+		if err != nil {
+			p.log.Error("event type schema does not compile", "type", et.Name, "err", err)
+		} else {
+			for _, fe := range v.Validate(e.Data) {
+				verr.Add(prefix+fe.Field, "%s", fe.Detail)
+			}
+		}
+	}
+	return e
+}
+
+func (p *Publisher) validator(raw json.RawMessage) (*schema.Validator, error) {
+	key := string(raw)
+	p.mu.Lock()
+	v, ok := p.schemas[key]
+	p.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := schema.Compile(raw)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.schemas) > 4096 {
+		p.schemas = map[string]*schema.Validator{}
+	}
+	p.schemas[key] = v
+	p.mu.Unlock()
+	return v, nil
+}
+
+// route returns the channels whose subscriptions match e, each once.
+func (p *Publisher) route(r *herald.Routes, e *herald.Event) []string {
+	var out []string
+	var data any
+	decoded := false
+	for i := range r.Subscriptions {
+		s := &r.Subscriptions[i]
+		if slices.Contains(out, s.ChannelID) || !s.MatchesType(e.Type) || !s.MatchesSource(e.Source) {
+			continue
+		}
+		if s.Filter != "" {
+			if !decoded {
+				if err := json.Unmarshal(e.Data, &data); err != nil {
+					data = nil
+				}
+				decoded = true
+			}
+			if !p.match(s, e, data) {
+				continue
+			}
+		}
+		out = append(out, s.ChannelID)
+	}
+	return out
+}
+
+func (p *Publisher) match(s *herald.Subscription, e *herald.Event, data any) bool {
+	prog, err := p.filters.Get(s.Filter)
+	if err != nil {
+		p.log.Warn("subscription filter does not compile", "subscription", s.ID, "err", err)
+		return false
+	}
+	ok, err := prog.Match(filter.Env{ID: e.ID, Type: e.Type, Source: e.Source, OccurredAt: e.OccurredAt, Data: data})
+	if err != nil {
+		p.log.Info("subscription filter error counts as no match", "subscription", s.ID, "event", e.ID, "err", fmt.Sprint(err))
+		return false
+	}
+	return ok
+}

@@ -1,0 +1,197 @@
+// Package server wires Herald together: store, publisher, dispatcher and
+// API on one listener. `herald serve` and the end-to-end tests both use it,
+// so the tests run exactly what users run.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/catalog"
+	"github.com/heraldhq/herald/internal/channel"
+	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/publish"
+	"github.com/heraldhq/herald/internal/sqlite"
+	"github.com/heraldhq/herald/internal/target"
+)
+
+// Version is Herald's version, set at build time.
+var Version = "dev"
+
+// Config is everything `herald serve` can be told.
+type Config struct {
+	Listen             string
+	DataDir            string
+	AdminKey           string
+	AllowedTargetCIDRs string
+	// PollInterval is how often the dispatcher looks for due retries.
+	PollInterval time.Duration
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+	// Synchronous is SQLite's synchronous mode (FULL by default).
+	Synchronous string
+	// Clock replaces the wall clock in tests.
+	Clock herald.Clock
+	// Notice receives messages for the operator that are shown once (a
+	// generated operator key).
+	Notice io.Writer
+}
+
+// Server is a running Herald.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    herald.Store
+	disp     *dispatch.Dispatcher
+	sender   *channel.Sender
+	http     *http.Server
+	listener net.Listener
+}
+
+// settingAdminKeyHash keeps the hash of a generated operator key, so a key
+// printed on first start keeps working after restarts.
+const settingAdminKeyHash = "admin_key_sha256"
+
+// Open prepares a server and binds its listener; Run serves.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = herald.SystemClock{}
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.Notice == nil {
+		cfg.Notice = io.Discard
+	}
+	allowed, err := target.ParseCIDRs(cfg.AllowedTargetCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-target-cidrs: %w", err)
+	}
+	cat, err := catalog.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
+	}
+	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Synchronous: cfg.Synchronous, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	adminHash, err := adminKeyHash(ctx, store, cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	guard := target.NewGuard(allowed)
+	sender := channel.NewSender(guard, "Herald/"+Version)
+	disp := dispatch.New(dispatch.Config{
+		Store: store, Sender: sender, Clock: cfg.Clock, Logger: log,
+		PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownTimeout * 2 / 3,
+	})
+	pub := publish.New(store, cat, cfg.Clock, log, disp.Wake)
+	apiSrv := api.New(api.Config{
+		Store: store, Catalog: cat, Publisher: pub, Dispatcher: disp, Guard: guard, Clock: cfg.Clock, Logger: log,
+		AdminKeyHash: adminHash, OpenAPI: api.OpenAPIDocument(),
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return &Server{
+		cfg: cfg, log: log, store: store, disp: disp, sender: sender, listener: ln,
+		http: &http.Server{
+			Handler:           apiSrv.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// adminKeyHash decides the operator key: the configured one, else the one
+// generated on an earlier start, else a new one, printed once.
+func adminKeyHash(ctx context.Context, store herald.Store, cfg Config) ([]byte, error) {
+	if cfg.AdminKey != "" {
+		if len(cfg.AdminKey) < 16 {
+			return nil, errors.New("--admin-key must be at least 16 characters; use a long random string")
+		}
+		sum := sha256.Sum256([]byte(cfg.AdminKey))
+		return sum[:], nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	key := "hk_admin_" + base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(key))
+	stored, err := store.SetSettingIfAbsent(ctx, settingAdminKeyHash, hex.EncodeToString(sum[:]))
+	if err != nil {
+		return nil, fmt.Errorf("store operator key: %w", err)
+	}
+	if stored == hex.EncodeToString(sum[:]) {
+		fmt.Fprintf(cfg.Notice, "\nNo operator key was configured, so Herald generated one. It is shown only this once:\n\n    %s\n\n"+
+			"Keep it safe; set HERALD_ADMIN_KEY (or --admin-key) to use a key of your own instead.\n\n", key)
+	}
+	return hex.DecodeString(stored)
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Store is the server's store (for tests and tools).
+func (s *Server) Store() herald.Store { return s.store }
+
+// Run serves until ctx ends, then stops gracefully: the listener closes,
+// requests in progress finish, in-flight deliveries finish or are released,
+// and the store closes after its last write.
+func (s *Server) Run(ctx context.Context) error {
+	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.disp.Run(dctx)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("herald serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "version", Version)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	shCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(shCtx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	stopDispatch()
+	wg.Wait()
+	s.sender.Close()
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// Wake makes the dispatcher look for due deliveries now (tests move a fake
+// clock and then wake it).
+func (s *Server) Wake() { s.disp.Wake() }

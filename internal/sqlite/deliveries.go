@@ -1,0 +1,382 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+const deliveryCols = `id, tenant_id, event_id, event_type, channel_id, status, attempts, retry_base, manual,
+	next_attempt_at, last_error, last_status, created_at, updated_at`
+
+func scanDelivery(sc scanner) (*herald.Delivery, error) {
+	var d herald.Delivery
+	var manual int
+	var next sql.NullInt64
+	var created, updated int64
+	if err := sc.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
+		&manual, &next, &d.LastError, &d.LastStatus, &created, &updated); err != nil {
+		return nil, err
+	}
+	d.Manual = manual == 1
+	d.NextAttemptAt = fromNullTS(next)
+	d.CreatedAt, d.UpdatedAt = fromTS(created), fromTS(updated)
+	return &d, nil
+}
+
+// GetDelivery finds a delivery.
+func (s *Store) GetDelivery(ctx context.Context, tenantID, id string) (*herald.Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	return d, notFound(err)
+}
+
+// ListDeliveries lists deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.DeliveryFilter, p herald.Page) ([]herald.Delivery, error) {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE tenant_id = ?`
+	args := []any{tenantID}
+	add := func(cond string, v any) {
+		q += ` AND ` + cond
+		args = append(args, v)
+	}
+	if f.Status != "" {
+		add(`status = ?`, string(f.Status))
+	}
+	if f.ChannelID != "" {
+		add(`channel_id = ?`, f.ChannelID)
+	}
+	if f.EventID != "" {
+		add(`event_id = ?`, f.EventID)
+	}
+	if f.EventType != "" {
+		add(`event_type = ?`, f.EventType)
+	}
+	if !f.Since.IsZero() {
+		add(`created_at >= ?`, ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add(`created_at < ?`, ts(f.Until))
+	}
+	if p.After != "" {
+		add(`id < ?`, p.After)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit(p))
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []herald.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+// ListAttempts lists a delivery's attempts, oldest first.
+func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]herald.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
+		error_class, error, trigger FROM attempts WHERE tenant_id = ? AND delivery_id = ? ORDER BY number, id`, tenantID, deliveryID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []herald.Attempt
+	for rows.Next() {
+		var a herald.Attempt
+		var started int64
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.TenantID, &a.Number, &started, &a.DurationMS, &a.StatusCode, &a.ResponseBody,
+			&a.ErrorClass, &a.Error, &a.Trigger); err != nil {
+			return nil, err
+		}
+		a.StartedAt = fromTS(started)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ClaimDeliveries leases due deliveries within each channel's in-flight
+// limit. With one writer, counting leases inside the write transaction is
+// free of races.
+func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
+	var claims []herald.Claim
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		claims, err = claim(tx, p)
+		return err
+	})
+	return claims, err
+}
+
+func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
+	now := ts(p.Now)
+	busy := map[string]int{}
+	var saturated []any
+	rows, err := tx.Query(`SELECT d.channel_id, count(*), COALESCE(c.max_in_flight, 0) FROM deliveries d
+		LEFT JOIN channels c ON c.id = d.channel_id WHERE d.lease_until > ? GROUP BY d.channel_id`, now)
+	if err != nil {
+		return nil, fmt.Errorf("count in-flight: %w", err)
+	}
+	for rows.Next() {
+		var ch string
+		var n, maxN int
+		if err := rows.Scan(&ch, &n, &maxN); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		busy[ch] = n
+		if maxN > 0 && n >= maxN {
+			saturated = append(saturated, ch)
+		}
+	}
+	rows.Close()
+
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+		AND (lease_until IS NULL OR lease_until <= ?)`
+	args := []any{now, now}
+	if len(saturated) > 0 {
+		q += ` AND channel_id NOT IN (` + placeholders(len(saturated)) + `)`
+		args = append(args, saturated...)
+	}
+	q += ` ORDER BY next_attempt_at LIMIT ?`
+	args = append(args, p.Limit*2)
+	rows, err = tx.Query(q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find due deliveries: %w", err)
+	}
+	var cands []herald.Delivery
+	chanIDs := map[string]bool{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		cands = append(cands, *d)
+		chanIDs[d.ChannelID] = true
+	}
+	rows.Close()
+	if len(cands) == 0 {
+		return nil, nil
+	}
+
+	channels, err := channelsByID(tx, keys(chanIDs))
+	if err != nil {
+		return nil, err
+	}
+	var picked []herald.Claim
+	eventIDs := map[string]bool{}
+	upd, err := tx.Prepare(`UPDATE deliveries SET lease_until = ? WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer upd.Close()
+	for _, d := range cands {
+		if len(picked) >= p.Limit {
+			break
+		}
+		ch := channels[d.ChannelID]
+		lease := p.Now.Add(p.LeaseSlack + 15*time.Second)
+		if ch != nil {
+			if busy[ch.ID] >= ch.MaxInFlight {
+				continue
+			}
+			busy[ch.ID]++
+			lease = p.Now.Add(ch.Timeout() + p.LeaseSlack)
+		}
+		if _, err := upd.Exec(ts(lease), d.ID); err != nil {
+			return nil, err
+		}
+		picked = append(picked, herald.Claim{Delivery: d, Channel: ch})
+		eventIDs[d.EventID] = true
+	}
+	events, err := eventsByID(tx, keys(eventIDs))
+	if err != nil {
+		return nil, err
+	}
+	for i := range picked {
+		e, ok := events[picked[i].Delivery.EventID]
+		if !ok {
+			return nil, fmt.Errorf("delivery %s: event %s missing", picked[i].Delivery.ID, picked[i].Delivery.EventID)
+		}
+		picked[i].Event = *e
+	}
+	return picked, nil
+}
+
+func keys(m map[string]bool) []any {
+	out := make([]any, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func channelsByID(tx *sql.Tx, ids []any) (map[string]*herald.Channel, error) {
+	out := make(map[string]*herald.Channel, len(ids))
+	rows, err := tx.Query(`SELECT `+channelCols+` FROM channels WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanChannel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[c.ID] = c
+	}
+	return out, rows.Err()
+}
+
+func eventsByID(tx *sql.Tx, ids []any) (map[string]*herald.Event, error) {
+	out := make(map[string]*herald.Event, len(ids))
+	rows, err := tx.Query(`SELECT `+eventCols+` FROM events WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[e.ID] = e
+	}
+	return out, rows.Err()
+}
+
+// CompleteDeliveries records attempts and new delivery states.
+func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.Prepare(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
+			error_class, error, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		upd, err := tx.Prepare(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
+			last_error = ?, last_status = ?, updated_at = ? WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		for _, c := range cs {
+			a, d := &c.Attempt, &c.Delivery
+			// A completion without an attempt ends a delivery whose channel went away.
+			if a.ID != "" {
+				if _, err := ins.Exec(a.ID, d.ID, d.TenantID, a.Number, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody,
+					a.ErrorClass, a.Error, a.Trigger); err != nil {
+					return fmt.Errorf("insert attempt: %w", err)
+				}
+			}
+			if _, err := upd.Exec(string(d.Status), d.Attempts, nullTS(d.NextAttemptAt), d.LastError, d.LastStatus, ts(d.UpdatedAt), d.ID); err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+			if c.DisableChannel != "" {
+				if _, err := tx.Exec(`UPDATE channels SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+					c.DisableChannel, ts(d.UpdatedAt), d.ChannelID); err != nil {
+					return err
+				}
+				if err := failPending(tx, d.ChannelID, "channel disabled: "+c.DisableChannel, d.UpdatedAt); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseDeliveries drops leases so the deliveries are due again.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+		return err
+	})
+}
+
+// LeaseDelivery leases a finished delivery for one manual attempt.
+func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, until time.Time) (*herald.Claim, error) {
+	var c *herald.Claim
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var lease sql.NullInt64
+		d, err := scanDelivery(tx.QueryRow(`SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
+		if err != nil {
+			return notFound(err)
+		}
+		if err := tx.QueryRow(`SELECT lease_until FROM deliveries WHERE id = ?`, id).Scan(&lease); err != nil {
+			return err
+		}
+		if lease.Valid && lease.Int64 > ts(now) {
+			return &herald.ConflictError{Detail: "an attempt of this delivery is in progress; wait for it to finish"}
+		}
+		if d.Status == herald.StatusPending {
+			return &herald.ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is at %s",
+				d.NextAttemptAt.Format(time.RFC3339))}
+		}
+		chs, err := channelsByID(tx, []any{d.ChannelID})
+		if err != nil {
+			return err
+		}
+		ch := chs[d.ChannelID]
+		if ch == nil {
+			return &herald.ConflictError{Detail: "the delivery's channel was deleted"}
+		}
+		if !ch.Enabled {
+			return &herald.ConflictError{Detail: fmt.Sprintf("channel %s is disabled (%s); enable it with PATCH {\"enabled\": true} first", ch.ID, ch.DisabledReason)}
+		}
+		evs, err := eventsByID(tx, []any{d.EventID})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE deliveries SET lease_until = ?, manual = 1 WHERE id = ?`, ts(until), id); err != nil {
+			return err
+		}
+		c = &herald.Claim{Delivery: *d, Event: *evs[d.EventID], Channel: ch}
+		return nil
+	})
+	return c, err
+}
+
+// RecoverDeliveries re-queues a channel's failed deliveries since a time.
+func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID string, since, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var enabled int
+		var reason string
+		err := tx.QueryRow(`SELECT enabled, disabled_reason FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, channelID).Scan(&enabled, &reason)
+		if err != nil {
+			return notFound(err)
+		}
+		if enabled == 0 {
+			return &herald.ConflictError{Detail: fmt.Sprintf("channel is disabled (%s); enable it with PATCH {\"enabled\": true} before recovering", reason)}
+		}
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_base = attempts, manual = 0, updated_at = ?
+			WHERE tenant_id = ? AND channel_id = ? AND status = 'failed' AND created_at >= ?`, ts(now), ts(now), tenantID, channelID, ts(since))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}

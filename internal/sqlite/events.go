@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/heraldhq/herald"
+)
+
+// Publish writes events and their deliveries in one transaction.
+func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, error) {
+	results := make([]herald.PublishResult, len(pubs))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i := range pubs {
+			r, err := publishOne(tx, &pubs[i])
+			if err != nil {
+				return err
+			}
+			if r.KeyMismatch && len(pubs) > 1 {
+				return herald.Invalid(fmt.Sprintf("events[%d].idempotency_key", i),
+					"was used before with a different body; send the original body or use a new key")
+			}
+			results[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func publishOne(tx *sql.Tx, p *herald.Publication) (herald.PublishResult, error) {
+	e := &p.Event
+	if e.IdempotencyKey != "" {
+		var hash []byte
+		var r herald.PublishResult
+		var suppressed, created int64
+		err := tx.QueryRow(`SELECT request_hash, event_id, deliveries, suppressed, created_at FROM idempotency_keys WHERE tenant_id = ? AND key = ?`,
+			e.TenantID, e.IdempotencyKey).Scan(&hash, &r.EventID, &r.Deliveries, &suppressed, &created)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return r, err
+		case fromTS(created).Add(p.IdempotencyTTL).After(e.CreatedAt):
+			if !bytes.Equal(hash, p.RequestHash) {
+				return herald.PublishResult{KeyMismatch: true, EventID: r.EventID}, nil
+			}
+			r.Suppressed, r.Replayed = suppressed == 1, true
+			return r, nil
+		default: // expired: the key may be used afresh
+			if _, err := tx.Exec(`DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ?`, e.TenantID, e.IdempotencyKey); err != nil {
+				return r, err
+			}
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO events(id, tenant_id, type, source, occurred_at, data, idempotency_key, created_at) VALUES (?,?,?,?,?,?,?,?)`,
+		e.ID, e.TenantID, e.Type, e.Source, ts(e.OccurredAt), []byte(e.Data), e.IdempotencyKey, ts(e.CreatedAt)); err != nil {
+		return herald.PublishResult{}, err
+	}
+	r := herald.PublishResult{EventID: e.ID, Suppressed: p.Suppressed}
+	if !p.Suppressed {
+		manual := 0
+		var lease, next any = nil, ts(e.CreatedAt)
+		if p.LeaseUntil != nil {
+			manual, lease, next = 1, ts(*p.LeaseUntil), nil
+		}
+		for _, ch := range p.ChannelIDs {
+			id := herald.NewID(herald.PrefixDelivery, e.CreatedAt)
+			if _, err := tx.Exec(`INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, manual, next_attempt_at, lease_until, created_at, updated_at)
+				VALUES (?,?,?,?,?,'pending',?,?,?,?,?)`, id, e.TenantID, e.ID, e.Type, ch, manual, next, lease, ts(e.CreatedAt), ts(e.CreatedAt)); err != nil {
+				return r, err
+			}
+			r.DeliveryIDs = append(r.DeliveryIDs, id)
+		}
+		r.Deliveries = len(p.ChannelIDs)
+	}
+	if e.IdempotencyKey != "" {
+		if _, err := tx.Exec(`INSERT INTO idempotency_keys(tenant_id, key, request_hash, event_id, deliveries, suppressed, created_at) VALUES (?,?,?,?,?,?,?)`,
+			e.TenantID, e.IdempotencyKey, p.RequestHash, e.ID, r.Deliveries, b2i(r.Suppressed), ts(e.CreatedAt)); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+const eventCols = `id, tenant_id, type, source, occurred_at, data, idempotency_key, created_at`
+
+func scanEvent(sc scanner) (*herald.Event, error) {
+	var e herald.Event
+	var occurred, created int64
+	var data []byte
+	if err := sc.Scan(&e.ID, &e.TenantID, &e.Type, &e.Source, &occurred, &data, &e.IdempotencyKey, &created); err != nil {
+		return nil, err
+	}
+	e.OccurredAt, e.CreatedAt, e.Data = fromTS(occurred), fromTS(created), data
+	return &e, nil
+}
+
+// GetEvent finds an event.
+func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (*herald.Event, error) {
+	e, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	return e, notFound(err)
+}
+
+// ListEvents lists events, newest first.
+func (s *Store) ListEvents(ctx context.Context, tenantID string, f herald.EventFilter, p herald.Page) ([]herald.Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if f.Type != "" {
+		q += ` AND type = ?`
+		args = append(args, f.Type)
+	}
+	if f.Source != "" {
+		q += ` AND source = ?`
+		args = append(args, f.Source)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q += ` AND created_at < ?`
+		args = append(args, ts(f.Until))
+	}
+	if p.After != "" {
+		q += ` AND id < ?`
+		args = append(args, p.After)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit(p))
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []herald.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,329 @@
+// Package sqlite implements herald.Store on an embedded SQLite database.
+//
+// All writes go through one connection and one goroutine that groups
+// whatever writes are waiting into a single transaction (each in its own
+// savepoint), so one fsync acknowledges many requests: that is how Herald
+// stays durable (synchronous=FULL) and fast. Reads use a separate pool.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/heraldhq/herald"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// maxBatch bounds how many waiting writes share one transaction.
+const maxBatch = 512
+
+// Store is herald.Store on SQLite.
+type Store struct {
+	w      *sql.DB // the single writer connection
+	r      *sql.DB // readers
+	ops    chan writeOp
+	stop   chan struct{}
+	done   chan struct{}
+	lock   *os.File
+	log    *slog.Logger
+	closed sync.Once
+}
+
+type writeOp struct {
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+var _ herald.Store = (*Store)(nil)
+
+// Options tune Open.
+type Options struct {
+	// Synchronous is the SQLite synchronous mode; FULL (the default) makes
+	// every acknowledged write survive power loss.
+	Synchronous string
+	Logger      *slog.Logger
+}
+
+// Open opens (creating if needed) the database in dir, takes the directory's
+// lock so no second process writes to it, applies migrations, and releases
+// every lease a previous process left behind: with SQLite only one process
+// ever delivers, so a lease that exists at start-up belongs to a dead one.
+func Open(ctx context.Context, dir string, o Options) (*Store, error) {
+	if o.Synchronous == "" {
+		o.Synchronous = "FULL"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "herald.db")
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(" + o.Synchronous + ")"
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		lock.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{}), lock: lock, log: o.Logger}
+	if err := s.migrate(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND manual = 0`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("release leases: %w", err)
+	}
+	// A manual attempt that was cut off never reported; it ends as failed
+	// so a person can retry it again.
+	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease_until = NULL, status = 'failed', last_error = 'interrupted by a restart; retry by hand'
+		WHERE lease_until IS NOT NULL AND manual = 1`); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("release leases: %w", err)
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "herald.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another Herald process (embedded SQLite allows one; use PostgreSQL to run several): %w", dir, err)
+	}
+	return f, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range res {
+		s.log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path)
+	}
+	return nil
+}
+
+// Close stops the writer after the writes already queued and closes the
+// database.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = s.closeDBs()
+	})
+	return err
+}
+
+func (s *Store) closeDBs() error {
+	err := errors.Join(s.r.Close(), s.w.Close())
+	s.lock.Close()
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %v", herald.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// write runs fn in the shared write transaction and waits for the commit.
+// Once queued, fn runs and commits whatever the caller's context does, so
+// the answer always matches what is stored.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stop:
+		return fmt.Errorf("%w: store closed", herald.ErrUnavailable)
+	}
+	return <-op.done
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	batch := make([]writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-s.ops:
+			batch = append(batch[:0], op)
+		case <-s.stop:
+			// Finish what is queued, then stop.
+			for {
+				select {
+				case op := <-s.ops:
+					s.commit([]writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction; each op gets a savepoint so one
+// failing op leaves the others' writes intact.
+func (s *Store) commit(batch []writeOp) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("%w: begin: %v", herald.ErrUnavailable, err)
+		}
+		return
+	}
+	single := len(batch) == 1
+	for i, op := range batch {
+		if single {
+			errs[i] = op.fn(tx)
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			errs[i] = err
+			continue
+		}
+		if errs[i] = op.fn(tx); errs[i] != nil {
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				errs[i] = errors.Join(errs[i], err)
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil && errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	if single && errs[0] != nil {
+		_ = tx.Rollback()
+		batch[0].done <- errs[0]
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("%w: commit: %v", herald.ErrUnavailable, err)
+		}
+		return
+	}
+	for i, op := range batch {
+		op.done <- errs[i]
+	}
+}
+
+// Setting reads a server-wide setting.
+func (s *Store) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", herald.ErrNotFound
+	}
+	return v, err
+}
+
+// SetSettingIfAbsent stores a setting unless one exists.
+func (s *Store) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
+	var out string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO settings(name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, name, value); err != nil {
+			return err
+		}
+		return tx.QueryRow(`SELECT value FROM settings WHERE name = ?`, name).Scan(&out)
+	})
+	return out, err
+}
+
+// Time columns hold Unix nanoseconds.
+func ts(t time.Time) int64 { return t.UnixNano() }
+
+func fromTS(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullTS(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNullTS(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromTS(n.Int64)
+	return &t
+}
+
+func limit(p herald.Page) int {
+	if p.Limit <= 0 {
+		return 50
+	}
+	return p.Limit
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// notFound maps sql.ErrNoRows to herald.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return herald.ErrNotFound
+	}
+	return err
+}
