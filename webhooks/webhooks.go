@@ -190,7 +190,7 @@ func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		sum := s.kr.mac(head[len(head):len(head)], i, head, body)
+		sum := s.kr.mac(head[len(head):], i, head, body)
 		var enc [sigSize]byte
 		base64.StdEncoding.Encode(enc[:], sum)
 		b.WriteString("v1,")
@@ -275,7 +275,7 @@ func (v *Verifier) verify(body []byte, h http.Header, checkTime bool) error {
 	// content in one buffer.
 	buf := make([]byte, 0, len(id)+maxMidSize+len(v.kr.keys)*macSize)
 	head := appendContent(buf, id, unix)
-	want := head[len(head):len(head)]
+	want := head[len(head):]
 	for i := range v.kr.keys {
 		want = v.kr.mac(want, i, head, body)
 	}

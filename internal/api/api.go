@@ -145,8 +145,6 @@ type principal struct {
 	tenantID string
 }
 
-type ctxKey struct{}
-
 type handler func(w http.ResponseWriter, r *http.Request, p principal)
 
 // authed checks the Bearer key: the operator key, or a tenant's key.

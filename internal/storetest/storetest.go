@@ -1,0 +1,615 @@
+// Package storetest is the conformance suite every herald.Store passes. A
+// store package's test calls Run with a function that opens an empty store;
+// each subtest gets its own.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Opener returns a fresh, empty store; the suite closes it.
+type Opener func(t *testing.T) herald.Store
+
+// Run runs every conformance test against stores from open.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, f *fixture)
+	}{
+		{"Tenants", testTenants},
+		{"APIKeys", testAPIKeys},
+		{"EventTypesAndToggles", testEventTypes},
+		{"Channels", testChannels},
+		{"SubscriptionsAndRoutes", testSubscriptions},
+		{"Publish", testPublish},
+		{"Idempotency", testIdempotency},
+		{"BatchIsAtomic", testBatchAtomic},
+		{"ClaimLeasesAndLimits", testClaims},
+		{"CompleteAndDisable", testComplete},
+		{"LeaseForManualAttempt", testLeaseDelivery},
+		{"Recover", testRecover},
+		{"ListFiltersAndPages", testLists},
+		{"TenantScoping", testScoping},
+		{"Settings", testSettings},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, &fixture{t: t, s: s, ctx: context.Background(), now: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)})
+		})
+	}
+}
+
+type fixture struct {
+	t   *testing.T
+	s   herald.Store
+	ctx context.Context
+	now time.Time
+}
+
+func (f *fixture) tenant(id string) {
+	f.t.Helper()
+	sum := sha256.Sum256([]byte("key-" + id))
+	err := f.s.CreateTenant(f.ctx, &herald.Tenant{ID: id, Name: "T " + id, CreatedAt: f.now},
+		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, f.now), TenantID: id, Prefix: "hk_" + id, Hash: sum[:], CreatedAt: f.now})
+	must(f.t, err)
+}
+
+func (f *fixture) channel(tenant string, mods ...func(*herald.Channel)) *herald.Channel {
+	f.t.Helper()
+	c := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, f.now), TenantID: tenant, Kind: herald.ChannelWebhook, Name: "c",
+		URL: "https://example.com/hook", Headers: map[string]string{"X-A": "1"}, Policy: herald.StandardPolicy(), Enabled: true,
+		MaxInFlight: 16, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: f.now, UpdatedAt: f.now}
+	for _, m := range mods {
+		m(c)
+	}
+	must(f.t, f.s.CreateChannel(f.ctx, c))
+	return c
+}
+
+func (f *fixture) sub(tenant, channel string, types ...string) *herald.Subscription {
+	f.t.Helper()
+	s := &herald.Subscription{ID: herald.NewID(herald.PrefixSubscription, f.now), TenantID: tenant, ChannelID: channel,
+		EventTypes: types, Sources: []string{}, CreatedAt: f.now, UpdatedAt: f.now}
+	must(f.t, f.s.CreateSubscription(f.ctx, s))
+	return s
+}
+
+func (f *fixture) event(tenant, typ string) herald.Event {
+	return herald.Event{ID: herald.NewID(herald.PrefixEvent, f.now), TenantID: tenant, Type: typ, Source: "shop",
+		OccurredAt: f.now, Data: json.RawMessage(`{"n":1}`), CreatedAt: f.now}
+}
+
+// publish stores one event for channels and returns its result.
+func (f *fixture) publish(tenant, typ string, channels ...string) herald.PublishResult {
+	f.t.Helper()
+	res, err := f.s.Publish(f.ctx, []herald.Publication{{Event: f.event(tenant, typ), ChannelIDs: channels}})
+	must(f.t, err)
+	return res[0]
+}
+
+func (f *fixture) claim(limit int) []herald.Claim {
+	f.t.Helper()
+	cs, err := f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: limit, LeaseSlack: 30 * time.Second})
+	must(f.t, err)
+	return cs
+}
+
+func (f *fixture) delivery(tenant, id string) *herald.Delivery {
+	f.t.Helper()
+	d, err := f.s.GetDelivery(f.ctx, tenant, id)
+	must(f.t, err)
+	return d
+}
+
+// complete records an attempt ending the delivery in status.
+func (f *fixture) complete(c herald.Claim, status herald.DeliveryStatus, next *time.Time, disable string) {
+	f.t.Helper()
+	d := c.Delivery
+	d.Attempts++
+	d.Status, d.NextAttemptAt, d.UpdatedAt = status, next, f.now
+	if status != herald.StatusSucceeded {
+		d.LastError, d.LastStatus = "receiver answered 500", 500
+	}
+	att := herald.Attempt{ID: herald.NewID(herald.PrefixAttempt, f.now), DeliveryID: d.ID, TenantID: d.TenantID, Number: d.Attempts,
+		StartedAt: f.now, DurationMS: 12, StatusCode: d.LastStatus, Trigger: herald.TriggerAuto}
+	must(f.t, f.s.CompleteDeliveries(f.ctx, []herald.Completion{{Delivery: d, Attempt: att, DisableChannel: disable}}))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("got error %v, want %v", err, target)
+	}
+}
+
+func testTenants(t *testing.T, f *fixture) {
+	f.tenant("a")
+	f.tenant("b")
+	err := f.s.CreateTenant(f.ctx, &herald.Tenant{ID: "a", Name: "dup", CreatedAt: f.now},
+		&herald.APIKey{ID: "key_dup", TenantID: "a", Prefix: "x", Hash: []byte("dup"), CreatedAt: f.now})
+	wantErr(t, err, herald.ErrConflict)
+	got, err := f.s.GetTenant(f.ctx, "a")
+	must(t, err)
+	if got.Name != "T a" || !got.CreatedAt.Equal(f.now) {
+		t.Fatalf("got %+v", got)
+	}
+	_, err = f.s.GetTenant(f.ctx, "zzz")
+	wantErr(t, err, herald.ErrNotFound)
+	list, err := f.s.ListTenants(f.ctx, herald.Page{Limit: 1})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != "b" {
+		t.Fatalf("first page %+v, want [b]", list)
+	}
+	list, err = f.s.ListTenants(f.ctx, herald.Page{After: "b", Limit: 10})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != "a" {
+		t.Fatalf("second page %+v, want [a]", list)
+	}
+}
+
+func testAPIKeys(t *testing.T, f *fixture) {
+	f.tenant("a")
+	sum := sha256.Sum256([]byte("key-a"))
+	k, err := f.s.APIKeyByHash(f.ctx, sum[:])
+	must(t, err)
+	if k.TenantID != "a" {
+		t.Fatalf("key of %q", k.TenantID)
+	}
+	sum2 := sha256.Sum256([]byte("second"))
+	k2 := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, f.now.Add(time.Second)), TenantID: "a", Prefix: "hk_2", Hash: sum2[:], CreatedAt: f.now}
+	must(t, f.s.CreateAPIKey(f.ctx, k2))
+	keys, err := f.s.ListAPIKeys(f.ctx, "a")
+	must(t, err)
+	if len(keys) != 2 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	for _, k := range keys {
+		if len(k.Hash) != 0 {
+			t.Fatal("listed keys carry their hash")
+		}
+	}
+	must(t, f.s.RevokeAPIKey(f.ctx, "a", k2.ID, f.now))
+	_, err = f.s.APIKeyByHash(f.ctx, sum2[:])
+	wantErr(t, err, herald.ErrNotFound)
+	wantErr(t, f.s.RevokeAPIKey(f.ctx, "b", k.ID, f.now), herald.ErrNotFound)
+}
+
+func testEventTypes(t *testing.T, f *fixture) {
+	f.tenant("a")
+	et := &herald.EventType{Name: "invoice.paid", Group: "invoice", Title: "Invoice paid", Description: "d",
+		Schema: json.RawMessage(`{"type":"object"}`), Example: json.RawMessage(`{"id":"inv_1"}`)}
+	must(t, f.s.CreateEventType(f.ctx, "a", et))
+	wantErr(t, f.s.CreateEventType(f.ctx, "a", et), herald.ErrConflict)
+	types, err := f.s.ListEventTypes(f.ctx, "a")
+	must(t, err)
+	if len(types) != 1 || types[0].Name != "invoice.paid" || string(types[0].Example) != `{"id":"inv_1"}` || types[0].Origins[0] != herald.OriginCustom {
+		t.Fatalf("%+v", types)
+	}
+	must(t, f.s.SetEventTypeEnabled(f.ctx, "a", "payment.succeeded", false))
+	must(t, f.s.SetEventTypeEnabled(f.ctx, "a", "refund.failed", false))
+	must(t, f.s.SetEventTypeEnabled(f.ctx, "a", "refund.failed", true))
+	off, err := f.s.DisabledEventTypes(f.ctx, "a")
+	must(t, err)
+	if len(off) != 1 || off[0] != "payment.succeeded" {
+		t.Fatalf("disabled %v", off)
+	}
+}
+
+func testChannels(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a", func(c *herald.Channel) { c.Policy = herald.PostbackPolicy(); c.RateLimitPerSec = 2.5 })
+	got, err := f.s.GetChannel(f.ctx, "a", c.ID)
+	must(t, err)
+	if got.Policy.Name != herald.PolicyPostback || got.Headers["X-A"] != "1" || got.RateLimitPerSec != 2.5 || got.CurrentSecret() != c.CurrentSecret() {
+		t.Fatalf("round trip lost fields: %+v", got)
+	}
+	// Disabling fails pending deliveries with the reason.
+	res := f.publish("a", "x.y", c.ID)
+	got.Enabled, got.DisabledReason = false, herald.DisabledManual
+	must(t, f.s.UpdateChannel(f.ctx, got))
+	d := f.delivery("a", res.DeliveryIDs[0])
+	if d.Status != herald.StatusFailed || d.LastError == "" {
+		t.Fatalf("pending delivery of a disabled channel: %+v", d)
+	}
+	// Deleting removes subscriptions and fails pending deliveries.
+	c2 := f.channel("a")
+	f.sub("a", c2.ID, "*")
+	res2 := f.publish("a", "x.y", c2.ID)
+	must(t, f.s.DeleteChannel(f.ctx, "a", c2.ID, f.now))
+	_, err = f.s.GetChannel(f.ctx, "a", c2.ID)
+	wantErr(t, err, herald.ErrNotFound)
+	subs, err := f.s.ListSubscriptions(f.ctx, "a", herald.SubscriptionFilter{ChannelID: c2.ID}, herald.Page{Limit: 10})
+	must(t, err)
+	if len(subs) != 0 {
+		t.Fatal("subscriptions of a deleted channel remain")
+	}
+	if d := f.delivery("a", res2.DeliveryIDs[0]); d.Status != herald.StatusFailed || d.LastError != "channel deleted" {
+		t.Fatalf("delivery of a deleted channel: %+v", d)
+	}
+	wantErr(t, f.s.DeleteChannel(f.ctx, "a", c2.ID, f.now), herald.ErrNotFound)
+}
+
+func testSubscriptions(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	off := f.channel("a", func(c *herald.Channel) { c.Enabled = false; c.DisabledReason = "manual" })
+	s := f.sub("a", c.ID, "payment.*")
+	f.sub("a", off.ID, "*")
+	err := f.s.CreateSubscription(f.ctx, &herald.Subscription{ID: "sub_x", TenantID: "a", ChannelID: "ch_missing", EventTypes: []string{"*"}, CreatedAt: f.now, UpdatedAt: f.now})
+	var verr *herald.ValidationError
+	if !errors.As(err, &verr) || verr.Fields[0].Field != "channel_id" {
+		t.Fatalf("subscription to a missing channel: %v", err)
+	}
+	s.Sources, s.Filter = []string{"shop"}, `data.n > 0`
+	must(t, f.s.UpdateSubscription(f.ctx, s))
+	got, err := f.s.GetSubscription(f.ctx, "a", s.ID)
+	must(t, err)
+	if len(got.Sources) != 1 || got.Filter != `data.n > 0` || got.EventTypes[0] != "payment.*" {
+		t.Fatalf("%+v", got)
+	}
+	must(t, f.s.SetEventTypeEnabled(f.ctx, "a", "payment.failed", false))
+	r, err := f.s.Routes(f.ctx, "a")
+	must(t, err)
+	if len(r.Subscriptions) != 1 || r.Subscriptions[0].ID != s.ID {
+		t.Fatalf("routes hold %+v, want only the enabled channel's subscription", r.Subscriptions)
+	}
+	if !r.DisabledTypes["payment.failed"] {
+		t.Fatal("routes miss the disabled type")
+	}
+	must(t, f.s.DeleteSubscription(f.ctx, "a", s.ID))
+	wantErr(t, f.s.DeleteSubscription(f.ctx, "a", s.ID), herald.ErrNotFound)
+}
+
+func testPublish(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c1, c2 := f.channel("a"), f.channel("a")
+	res := f.publish("a", "order.completed", c1.ID, c2.ID)
+	if res.Deliveries != 2 || len(res.DeliveryIDs) != 2 {
+		t.Fatalf("%+v", res)
+	}
+	e, err := f.s.GetEvent(f.ctx, "a", res.EventID)
+	must(t, err)
+	if e.Type != "order.completed" || string(e.Data) != `{"n":1}` || !e.OccurredAt.Equal(f.now) {
+		t.Fatalf("%+v", e)
+	}
+	d := f.delivery("a", res.DeliveryIDs[0])
+	if d.Status != herald.StatusPending || d.EventID != e.ID || d.EventType != e.Type || d.Attempts != 0 {
+		t.Fatalf("%+v", d)
+	}
+	sup, err := f.s.Publish(f.ctx, []herald.Publication{{Event: f.event("a", "x.y"), ChannelIDs: []string{c1.ID}, Suppressed: true}})
+	must(t, err)
+	if sup[0].Deliveries != 0 || !sup[0].Suppressed {
+		t.Fatalf("suppressed: %+v", sup[0])
+	}
+	if _, err := f.s.GetEvent(f.ctx, "a", sup[0].EventID); err != nil {
+		t.Fatal("a suppressed event must still be stored")
+	}
+}
+
+func testIdempotency(t *testing.T, f *fixture) {
+	f.tenant("a")
+	f.tenant("b")
+	c := f.channel("a")
+	pub := func(tenant string, hash string, at time.Time) herald.PublishResult {
+		e := f.event(tenant, "x.y")
+		e.IdempotencyKey, e.CreatedAt = "k1", at
+		res, err := f.s.Publish(f.ctx, []herald.Publication{{Event: e, ChannelIDs: []string{c.ID}, RequestHash: []byte(hash), IdempotencyTTL: 24 * time.Hour}})
+		must(t, err)
+		return res[0]
+	}
+	first := pub("a", "h1", f.now)
+	again := pub("a", "h1", f.now.Add(time.Hour))
+	if !again.Replayed || again.EventID != first.EventID || again.Deliveries != 1 {
+		t.Fatalf("replay: %+v", again)
+	}
+	if other := pub("a", "h2", f.now.Add(time.Hour)); !other.KeyMismatch {
+		t.Fatalf("other body: %+v", other)
+	}
+	if b := pub("b", "h1", f.now); b.Replayed || b.EventID == first.EventID {
+		t.Fatal("idempotency keys leak across tenants")
+	}
+	if late := pub("a", "h2", f.now.Add(25*time.Hour)); late.Replayed || late.KeyMismatch || late.EventID == first.EventID {
+		t.Fatalf("expired key: %+v", late)
+	}
+	list, err := f.s.ListEvents(f.ctx, "a", herald.EventFilter{}, herald.Page{Limit: 10})
+	must(t, err)
+	if len(list) != 2 {
+		t.Fatalf("%d events stored, want 2 (original and after expiry)", len(list))
+	}
+}
+
+func testBatchAtomic(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	e0 := f.event("a", "x.y")
+	e0.IdempotencyKey = "dup"
+	_, err := f.s.Publish(f.ctx, []herald.Publication{{Event: e0, ChannelIDs: []string{c.ID}, RequestHash: []byte("one"), IdempotencyTTL: time.Hour}})
+	must(t, err)
+	e1, e2 := f.event("a", "x.y"), f.event("a", "x.y")
+	e2.IdempotencyKey = "dup"
+	_, err = f.s.Publish(f.ctx, []herald.Publication{
+		{Event: e1, ChannelIDs: []string{c.ID}},
+		{Event: e2, ChannelIDs: []string{c.ID}, RequestHash: []byte("other"), IdempotencyTTL: time.Hour},
+	})
+	var verr *herald.ValidationError
+	if !errors.As(err, &verr) || verr.Fields[0].Field != "events[1].idempotency_key" {
+		t.Fatalf("batch with a reused key: %v", err)
+	}
+	if _, err := f.s.GetEvent(f.ctx, "a", e1.ID); !errors.Is(err, herald.ErrNotFound) {
+		t.Fatal("the batch's first event was stored although the batch failed")
+	}
+}
+
+func testClaims(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
+	other := f.channel("a")
+	for range 5 {
+		f.publish("a", "x.y", c.ID)
+	}
+	f.publish("a", "x.y", other.ID)
+	cs := f.claim(100)
+	perChannel := map[string]int{}
+	for _, cl := range cs {
+		perChannel[cl.Delivery.ChannelID]++
+		if cl.Channel == nil || cl.Event.ID != cl.Delivery.EventID || string(cl.Event.Data) != `{"n":1}` {
+			t.Fatalf("claim without its channel or event: %+v", cl)
+		}
+	}
+	if perChannel[c.ID] != 2 || perChannel[other.ID] != 1 {
+		t.Fatalf("claimed %v, want 2 of the limited channel and 1 of the other", perChannel)
+	}
+	if again := f.claim(100); len(again) != 0 {
+		t.Fatalf("leased deliveries claimed again: %d", len(again))
+	}
+	// Finishing one frees one slot.
+	f.complete(cs[0], herald.StatusSucceeded, nil, "")
+	if cs[0].Delivery.ChannelID == c.ID {
+		if next := f.claim(100); len(next) != 1 || next[0].Delivery.ChannelID != c.ID {
+			t.Fatalf("after one completion claimed %d", len(next))
+		}
+	}
+	// Released deliveries are due again at once.
+	var ids []string
+	for _, cl := range cs[1:] {
+		ids = append(ids, cl.Delivery.ID)
+	}
+	must(t, f.s.ReleaseDeliveries(f.ctx, ids))
+	// Not yet due deliveries are not claimed; expired leases are.
+	future := f.now.Add(time.Hour)
+	res := f.publish("a", "x.y", other.ID)
+	cl := claimOne(t, f, res.DeliveryIDs[0])
+	f.complete(cl, herald.StatusPending, &future, "")
+	for _, x := range f.claim(100) {
+		if x.Delivery.ID == res.DeliveryIDs[0] {
+			t.Fatal("claimed a delivery before its next attempt")
+		}
+	}
+	f.now = f.now.Add(2 * time.Hour) // every lease has expired too
+	found := false
+	for _, x := range f.claim(100) {
+		found = found || x.Delivery.ID == res.DeliveryIDs[0]
+	}
+	if !found {
+		t.Fatal("a due delivery was not claimed")
+	}
+}
+
+// claimOne claims until it holds delivery id.
+func claimOne(t *testing.T, f *fixture, id string) herald.Claim {
+	t.Helper()
+	for range 10 {
+		for _, c := range f.claim(100) {
+			if c.Delivery.ID == id {
+				return c
+			}
+		}
+	}
+	t.Fatalf("delivery %s never claimed", id)
+	return herald.Claim{}
+}
+
+func testComplete(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	r1, r2 := f.publish("a", "x.y", c.ID), f.publish("a", "x.y", c.ID)
+	cl := claimOne(t, f, r1.DeliveryIDs[0])
+	next := f.now.Add(5 * time.Second)
+	f.complete(cl, herald.StatusPending, &next, "")
+	d := f.delivery("a", cl.Delivery.ID)
+	if d.Status != herald.StatusPending || d.Attempts != 1 || !d.NextAttemptAt.Equal(next) || d.LastStatus != 500 {
+		t.Fatalf("%+v", d)
+	}
+	atts, err := f.s.ListAttempts(f.ctx, "a", d.ID)
+	must(t, err)
+	if len(atts) != 1 || atts[0].StatusCode != 500 || atts[0].DurationMS != 12 || atts[0].Number != 1 {
+		t.Fatalf("%+v", atts)
+	}
+	// A 410 disables the channel and fails its other pending deliveries.
+	f.now = next
+	cl = claimOne(t, f, r1.DeliveryIDs[0])
+	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}))
+	f.complete(cl, herald.StatusFailed, nil, herald.DisabledGone)
+	ch, err := f.s.GetChannel(f.ctx, "a", c.ID)
+	must(t, err)
+	if ch.Enabled || ch.DisabledReason != herald.DisabledGone {
+		t.Fatalf("channel after 410: %+v", ch)
+	}
+	if d := f.delivery("a", r2.DeliveryIDs[0]); d.Status != herald.StatusFailed {
+		t.Fatalf("other pending delivery: %+v", d)
+	}
+}
+
+func testLeaseDelivery(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	r := f.publish("a", "x.y", c.ID)
+	_, err := f.s.LeaseDelivery(f.ctx, "a", r.DeliveryIDs[0], f.now, f.now.Add(time.Minute))
+	wantErr(t, err, herald.ErrConflict) // still pending
+	f.complete(claimOne(t, f, r.DeliveryIDs[0]), herald.StatusFailed, nil, "")
+	cl, err := f.s.LeaseDelivery(f.ctx, "a", r.DeliveryIDs[0], f.now, f.now.Add(time.Minute))
+	must(t, err)
+	if cl.Channel == nil || cl.Event.ID != r.EventID {
+		t.Fatalf("%+v", cl)
+	}
+	_, err = f.s.LeaseDelivery(f.ctx, "a", r.DeliveryIDs[0], f.now, f.now.Add(time.Minute))
+	wantErr(t, err, herald.ErrConflict) // attempt in progress
+	if len(f.claim(100)) != 0 {
+		t.Fatal("a manually leased delivery was claimed by the dispatcher")
+	}
+	_, err = f.s.LeaseDelivery(f.ctx, "b", r.DeliveryIDs[0], f.now, f.now.Add(time.Minute))
+	wantErr(t, err, herald.ErrNotFound)
+}
+
+func testRecover(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	old := f.publish("a", "x.y", c.ID)
+	f.complete(claimOne(t, f, old.DeliveryIDs[0]), herald.StatusFailed, nil, "")
+	since := f.now.Add(time.Minute)
+	f.now = since.Add(time.Minute)
+	recent := f.publish("a", "x.y", c.ID)
+	f.complete(claimOne(t, f, recent.DeliveryIDs[0]), herald.StatusFailed, nil, "")
+	n, err := f.s.RecoverDeliveries(f.ctx, "a", c.ID, since, f.now)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("recovered %d, want 1", n)
+	}
+	d := f.delivery("a", recent.DeliveryIDs[0])
+	if d.Status != herald.StatusPending || d.RetryBase != 1 {
+		t.Fatalf("recovered delivery %+v, want pending with the policy restarted", d)
+	}
+	if f.delivery("a", old.DeliveryIDs[0]).Status != herald.StatusFailed {
+		t.Fatal("a delivery before since was recovered")
+	}
+	ch, _ := f.s.GetChannel(f.ctx, "a", c.ID)
+	ch.Enabled = false
+	must(t, f.s.UpdateChannel(f.ctx, ch))
+	_, err = f.s.RecoverDeliveries(f.ctx, "a", c.ID, since, f.now)
+	wantErr(t, err, herald.ErrConflict)
+}
+
+func testLists(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c1, c2 := f.channel("a"), f.channel("a")
+	var ids []string
+	for i := range 5 {
+		f.now = f.now.Add(time.Second)
+		typ := "a.b"
+		if i%2 == 1 {
+			typ = "c.d"
+		}
+		r := f.publish("a", typ, c1.ID, c2.ID)
+		ids = append(ids, r.EventID)
+	}
+	evs, err := f.s.ListEvents(f.ctx, "a", herald.EventFilter{Type: "c.d"}, herald.Page{Limit: 10})
+	must(t, err)
+	if len(evs) != 2 || evs[0].ID != ids[3] {
+		t.Fatalf("events by type: %d, newest %v", len(evs), evs)
+	}
+	page1, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{ChannelID: c1.ID}, herald.Page{Limit: 3})
+	must(t, err)
+	page2, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{ChannelID: c1.ID}, herald.Page{After: page1[2].ID, Limit: 3})
+	must(t, err)
+	if len(page1) != 3 || len(page2) != 2 || page1[0].EventID != ids[4] {
+		t.Fatalf("pages of %d and %d", len(page1), len(page2))
+	}
+	seen := map[string]bool{}
+	for _, d := range append(page1, page2...) {
+		if seen[d.ID] || d.ChannelID != c1.ID {
+			t.Fatal("pages overlap or leak another channel")
+		}
+		seen[d.ID] = true
+	}
+	byEvent, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{EventID: ids[0]}, herald.Page{Limit: 10})
+	must(t, err)
+	byType, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{EventType: "c.d", Status: herald.StatusPending}, herald.Page{Limit: 10})
+	must(t, err)
+	window, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{Since: f.now.Add(-1500 * time.Millisecond), Until: f.now.Add(time.Millisecond)}, herald.Page{Limit: 10})
+	must(t, err)
+	if len(byEvent) != 2 || len(byType) != 4 || len(window) != 4 {
+		t.Fatalf("by event %d (2), by type %d (4), in window %d (4)", len(byEvent), len(byType), len(window))
+	}
+	failed, err := f.s.ListDeliveries(f.ctx, "a", herald.DeliveryFilter{Status: herald.StatusFailed}, herald.Page{Limit: 10})
+	must(t, err)
+	if len(failed) != 0 {
+		t.Fatal("status filter ignored")
+	}
+}
+
+func testScoping(t *testing.T, f *fixture) {
+	f.tenant("a")
+	f.tenant("b")
+	c := f.channel("a")
+	s := f.sub("a", c.ID, "*")
+	r := f.publish("a", "x.y", c.ID)
+	checks := map[string]error{}
+	_, checks["channel"] = f.s.GetChannel(f.ctx, "b", c.ID)
+	_, checks["subscription"] = f.s.GetSubscription(f.ctx, "b", s.ID)
+	_, checks["event"] = f.s.GetEvent(f.ctx, "b", r.EventID)
+	_, checks["delivery"] = f.s.GetDelivery(f.ctx, "b", r.DeliveryIDs[0])
+	checks["delete channel"] = f.s.DeleteChannel(f.ctx, "b", c.ID, f.now)
+	checks["delete subscription"] = f.s.DeleteSubscription(f.ctx, "b", s.ID)
+	for what, err := range checks {
+		if !errors.Is(err, herald.ErrNotFound) {
+			t.Errorf("%s of tenant a seen from b: %v", what, err)
+		}
+	}
+	_, err := f.s.RecoverDeliveries(f.ctx, "b", c.ID, f.now, f.now)
+	wantErr(t, err, herald.ErrNotFound)
+	err = f.s.CreateSubscription(f.ctx, &herald.Subscription{ID: "sub_b", TenantID: "b", ChannelID: c.ID, EventTypes: []string{"*"}, CreatedAt: f.now, UpdatedAt: f.now})
+	if err == nil {
+		t.Error("tenant b subscribed tenant a's channel")
+	}
+	for _, list := range []func() (int, error){
+		func() (int, error) { x, err := f.s.ListChannels(f.ctx, "b", herald.Page{Limit: 10}); return len(x), err },
+		func() (int, error) {
+			x, err := f.s.ListSubscriptions(f.ctx, "b", herald.SubscriptionFilter{}, herald.Page{Limit: 10})
+			return len(x), err
+		},
+		func() (int, error) {
+			x, err := f.s.ListEvents(f.ctx, "b", herald.EventFilter{}, herald.Page{Limit: 10})
+			return len(x), err
+		},
+		func() (int, error) {
+			x, err := f.s.ListDeliveries(f.ctx, "b", herald.DeliveryFilter{}, herald.Page{Limit: 10})
+			return len(x), err
+		},
+	} {
+		if n, err := list(); err != nil || n != 0 {
+			t.Errorf("tenant b lists %d of tenant a's rows (%v)", n, err)
+		}
+	}
+}
+
+func testSettings(t *testing.T, f *fixture) {
+	_, err := f.s.Setting(f.ctx, "x")
+	wantErr(t, err, herald.ErrNotFound)
+	v, err := f.s.SetSettingIfAbsent(f.ctx, "x", "1")
+	must(t, err)
+	v2, err := f.s.SetSettingIfAbsent(f.ctx, "x", "2")
+	must(t, err)
+	got, err := f.s.Setting(f.ctx, "x")
+	must(t, err)
+	if v != "1" || v2 != "1" || got != "1" {
+		t.Fatal(fmt.Sprint("settings: ", v, v2, got))
+	}
+	must(t, f.s.Ping(f.ctx))
+}
