@@ -3,6 +3,8 @@
 //	herald serve     run the API and the dispatcher
 //	herald migrate   apply database migrations and exit
 //	herald catalog   list the built-in event types
+//	herald events    publish, list or get events on a running Herald
+//	herald deliveries  list, get or retry deliveries on a running Herald
 //	herald version   print the version
 package main
 
@@ -33,10 +35,12 @@ const usage = `Herald delivers commerce events to webhooks and other channels.
 Usage: herald <command> [flags]
 
 Commands:
-  serve     run the API and the dispatcher (default: 127.0.0.1:8080, ./herald-data)
-  migrate   apply database migrations and exit
-  catalog   list the built-in event types (--json for the full records)
-  version   print the version
+  serve       run the API and the dispatcher (default: 127.0.0.1:8080, ./herald-data)
+  migrate     apply database migrations and exit
+  catalog     list the built-in event types (--json for the full records)
+  events      publish, list or get events of a running Herald (publish|list|get)
+  deliveries  list, get or retry deliveries of a running Herald (list|get|retry)
+  version     print the version
 
 Run 'herald <command> -h' for a command's flags. Every flag can also be set
 as an environment variable (--data-dir is HERALD_DATA_DIR) or in a JSON
@@ -58,6 +62,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, rest, stdout, stderr)
 	case "catalog":
 		return catalogCmd(rest, stdout, stderr)
+	case "events":
+		return eventsCmd(ctx, rest, stdout, stderr)
+	case "deliveries":
+		return deliveriesCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(stdout)
 	case "help", "-h", "--help":
