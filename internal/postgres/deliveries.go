@@ -1,0 +1,329 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald"
+)
+
+const deliveryCols = `id, tenant_id, event_id, event_type, channel_id, status, attempts, retry_base, manual,
+	next_attempt_at, last_error, last_status, created_at, updated_at`
+
+func scanDelivery(r pgx.Row) (herald.Delivery, error) {
+	var d herald.Delivery
+	err := r.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
+		&d.Manual, &d.NextAttemptAt, &d.LastError, &d.LastStatus, &d.CreatedAt, &d.UpdatedAt)
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	if d.NextAttemptAt != nil {
+		t := d.NextAttemptAt.UTC()
+		d.NextAttemptAt = &t
+	}
+	return d, err
+}
+
+func collectDeliveries(rows pgx.Rows, err error) ([]herald.Delivery, error) {
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Delivery, error) { return scanDelivery(r) })
+	return out, mapErr(err)
+}
+
+// GetDelivery finds a delivery.
+func (s *Store) GetDelivery(ctx context.Context, tenantID, id string) (*herald.Delivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &d, nil
+}
+
+// ListDeliveries lists deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.DeliveryFilter, p herald.Page) ([]herald.Delivery, error) {
+	q := newQuery(`SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = $1`, tenantID)
+	if f.Status != "" {
+		q.and("status = ?", string(f.Status))
+	}
+	if f.ChannelID != "" {
+		q.and("channel_id = ?", f.ChannelID)
+	}
+	if f.EventID != "" {
+		q.and("event_id = ?", f.EventID)
+	}
+	if f.EventType != "" {
+		q.and("event_type = ?", f.EventType)
+	}
+	if !f.Since.IsZero() {
+		q.and("created_at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		q.and("created_at < ?", f.Until)
+	}
+	q.page(p)
+	return collectDeliveries(s.pool.Query(ctx, q.sql.String(), q.args...))
+}
+
+// ListAttempts lists a delivery's attempts, oldest first.
+func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]herald.Attempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
+		error_class, error, trigger FROM attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY number, id`, tenantID, deliveryID)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Attempt, error) {
+		var a herald.Attempt
+		err := r.Scan(&a.ID, &a.DeliveryID, &a.TenantID, &a.Number, &a.StartedAt, &a.DurationMS, &a.StatusCode, &a.ResponseBody,
+			&a.ErrorClass, &a.Error, &a.Trigger)
+		a.StartedAt = a.StartedAt.UTC()
+		return a, err
+	})
+	return out, mapErr(err)
+}
+
+// ClaimDeliveries leases due deliveries. Due rows are locked with SKIP
+// LOCKED so processes never claim the same one; the channels they go to are
+// locked too while their in-flight leases are counted, so a channel's limit
+// holds across processes. A channel another process is claiming for right
+// now is skipped this round.
+func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
+	var claims []herald.Claim
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		claims, err = claim(ctx, tx, p)
+		return err
+	})
+	return claims, err
+}
+
+func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
+	cands, err := collectDeliveries(tx.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries
+		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+		ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`, p.Now, p.Limit*2))
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+	var chanIDs []string
+	seen := map[string]bool{}
+	for _, d := range cands {
+		if !seen[d.ChannelID] {
+			seen[d.ChannelID] = true
+			chanIDs = append(chanIDs, d.ChannelID)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED`, chanIDs)
+	if err != nil {
+		return nil, err
+	}
+	locked := map[string]*herald.Channel{}
+	for rows.Next() {
+		c, err := scanChannel(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		locked[c.ID] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Channels that no longer exist have no row to lock; their deliveries
+	// are claimed to be failed by the dispatcher.
+	var existing []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(id), '{}') FROM channels WHERE id = ANY($1)`, chanIDs).Scan(&existing); err != nil {
+		return nil, err
+	}
+	exists := map[string]bool{}
+	for _, id := range existing {
+		exists[id] = true
+	}
+	busy := map[string]int{}
+	lockedIDs := make([]string, 0, len(locked))
+	for id := range locked {
+		lockedIDs = append(lockedIDs, id)
+	}
+	rows, err = tx.Query(ctx, `SELECT channel_id, count(*) FROM deliveries WHERE channel_id = ANY($1) AND lease_until > $2 GROUP BY channel_id`,
+		lockedIDs, p.Now)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		busy[id] = n
+	}
+	rows.Close()
+
+	var picked []herald.Claim
+	var ids []string
+	var leases []time.Time
+	eventIDs := map[string]bool{}
+	for _, d := range cands {
+		if len(picked) >= p.Limit {
+			break
+		}
+		ch := locked[d.ChannelID]
+		lease := p.Now.Add(p.LeaseSlack + 15*time.Second)
+		switch {
+		case ch != nil:
+			if busy[ch.ID] >= ch.MaxInFlight {
+				continue
+			}
+			busy[ch.ID]++
+			lease = p.Now.Add(ch.Timeout() + p.LeaseSlack)
+		case exists[d.ChannelID]:
+			continue // another process holds the channel this instant
+		}
+		picked = append(picked, herald.Claim{Delivery: d, Channel: ch})
+		ids = append(ids, d.ID)
+		leases = append(leases, lease)
+		eventIDs[d.EventID] = true
+	}
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
+		WHERE deliveries.id = l.id`, ids, leases); err != nil {
+		return nil, err
+	}
+	evIDs := make([]string, 0, len(eventIDs))
+	for id := range eventIDs {
+		evIDs = append(evIDs, id)
+	}
+	rows, err = tx.Query(ctx, `SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, evIDs)
+	if err != nil {
+		return nil, err
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Event, error) { return scanEvent(r) })
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]herald.Event, len(events))
+	for _, e := range events {
+		byID[e.ID] = e
+	}
+	for i := range picked {
+		e, ok := byID[picked[i].Delivery.EventID]
+		if !ok {
+			return nil, fmt.Errorf("delivery %s: event %s missing", picked[i].Delivery.ID, picked[i].Delivery.EventID)
+		}
+		picked[i].Event = e
+	}
+	return picked, nil
+}
+
+// CompleteDeliveries records attempts and new delivery states.
+func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, c := range cs {
+			a, d := &c.Attempt, &c.Delivery
+			// A completion without an attempt ends a delivery whose channel went away.
+			if a.ID != "" {
+				b.Queue(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
+					error_class, error, trigger) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+					a.ID, d.ID, d.TenantID, a.Number, a.StartedAt, a.DurationMS, a.StatusCode, a.ResponseBody, a.ErrorClass, a.Error, a.Trigger)
+			}
+			b.Queue(`UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
+				last_error = $4, last_status = $5, updated_at = $6 WHERE id = $7`,
+				string(d.Status), d.Attempts, d.NextAttemptAt, d.LastError, d.LastStatus, d.UpdatedAt, d.ID)
+			if c.DisableChannel != "" {
+				b.Queue(`UPDATE channels SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`,
+					c.DisableChannel, d.UpdatedAt, d.ChannelID)
+				b.Queue(`UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $1, updated_at = $2
+					WHERE channel_id = $3 AND status = 'pending' AND lease_until IS NULL`, "channel disabled: "+c.DisableChannel, d.UpdatedAt, d.ChannelID)
+			}
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// ReleaseDeliveries drops leases so the deliveries are due again.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1)`, ids)
+	if err == nil {
+		_, err = s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
+	}
+	return mapErr(err)
+}
+
+// LeaseDelivery leases a finished delivery for one manual attempt.
+func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, until time.Time) (*herald.Claim, error) {
+	var c *herald.Claim
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var lease *time.Time
+		d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, id))
+		if err != nil {
+			return mapErr(err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT lease_until FROM deliveries WHERE id = $1`, id).Scan(&lease); err != nil {
+			return err
+		}
+		if lease != nil && lease.After(now) {
+			return &herald.ConflictError{Detail: "an attempt of this delivery is in progress; wait for it to finish"}
+		}
+		if d.Status == herald.StatusPending {
+			return &herald.ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is at %s",
+				d.NextAttemptAt.Format(time.RFC3339))}
+		}
+		ch, err := scanChannel(tx.QueryRow(ctx, `SELECT `+channelCols+` FROM channels WHERE id = $1`, d.ChannelID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &herald.ConflictError{Detail: "the delivery's channel was deleted"}
+		}
+		if err != nil {
+			return err
+		}
+		if !ch.Enabled {
+			return &herald.ConflictError{Detail: fmt.Sprintf("channel %s is disabled (%s); enable it with PATCH {\"enabled\": true} first", ch.ID, ch.DisabledReason)}
+		}
+		e, err := scanEvent(tx.QueryRow(ctx, `SELECT `+eventCols+` FROM events WHERE id = $1`, d.EventID))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET lease_until = $1, manual = true WHERE id = $2`, until, id); err != nil {
+			return err
+		}
+		c = &herald.Claim{Delivery: d, Event: e, Channel: ch}
+		return nil
+	})
+	return c, err
+}
+
+// RecoverDeliveries re-queues a channel's failed deliveries since a time.
+func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID string, since, now time.Time) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var enabled bool
+		var reason string
+		err := tx.QueryRow(ctx, `SELECT enabled, disabled_reason FROM channels WHERE tenant_id = $1 AND id = $2`, tenantID, channelID).Scan(&enabled, &reason)
+		if err != nil {
+			return mapErr(err)
+		}
+		if !enabled {
+			return &herald.ConflictError{Detail: fmt.Sprintf("channel is disabled (%s); enable it with PATCH {\"enabled\": true} before recovering", reason)}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $1, retry_base = attempts, manual = false, updated_at = $1
+			WHERE tenant_id = $2 AND channel_id = $3 AND status = 'failed' AND created_at >= $4`, now, tenantID, channelID, since)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if n > 0 {
+			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
+		}
+		return err
+	})
+	return int(n), err
+}

@@ -1,0 +1,243 @@
+// Package postgres implements herald.Store on PostgreSQL, for running any
+// number of Herald processes on one database. Claims lock due deliveries
+// with FOR UPDATE SKIP LOCKED and the channels they go to, so in-flight
+// limits hold across processes; leases that a dead process leaves expire.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/heraldhq/herald"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// notifyChannel is the LISTEN/NOTIFY channel that tells dispatchers new
+// deliveries are due.
+const notifyChannel = "herald_deliveries"
+
+// Store is herald.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+var _ herald.Store = (*Store)(nil)
+
+// Open connects to url, applies migrations (safe when several processes
+// start at once: a session lock serialises them) and returns the store.
+func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	s := &Store{pool: pool, log: log}
+	if err := s.Migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate applies the embedded migrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range res {
+		s.log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %v", herald.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Listen calls wake whenever deliveries are published or re-queued by any
+// process, until ctx ends. It reconnects after losing the connection.
+func (s *Store) Listen(ctx context.Context, wake func()) {
+	for ctx.Err() == nil {
+		if err := s.listenOnce(ctx, wake); err != nil && ctx.Err() == nil {
+			s.log.Warn("listen for deliveries", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, wake func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	// Deliveries published while we were not listening are due now.
+	wake()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			// The connection may be broken; don't give it back to the pool.
+			_ = conn.Conn().Close(context.Background())
+			return err
+		}
+		wake()
+	}
+}
+
+// tx runs fn in a transaction and maps connection failures to
+// herald.ErrUnavailable.
+func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, fn)
+	return mapErr(err)
+}
+
+// mapErr maps errors that mean "the database is not reachable" to
+// herald.ErrUnavailable, and no rows to herald.ErrNotFound.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return herald.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "57": // connection exception, operator intervention (shutdown)
+			return fmt.Errorf("%w: %v", herald.ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ve *herald.ValidationError
+	var ce *herald.ConflictError
+	if errors.As(err, &ve) || errors.As(err, &ce) || errors.Is(err, herald.ErrNotFound) {
+		return err
+	}
+	if pgconn.SafeToRetry(err) || isConnErr(err) {
+		return fmt.Errorf("%w: %v", herald.ErrUnavailable, err)
+	}
+	return err
+}
+
+func isConnErr(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"connect", "connection", "broken pipe", "EOF", "closed pool"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isUnique(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// Setting reads a server-wide setting.
+func (s *Store) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
+	return v, mapErr(err)
+}
+
+// SetSettingIfAbsent stores a setting unless one exists.
+func (s *Store) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
+	var out string
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO settings(name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&out)
+	})
+	return out, err
+}
+
+func limit(p herald.Page) int {
+	if p.Limit <= 0 {
+		return 50
+	}
+	return p.Limit
+}
+
+// query builds a WHERE clause with numbered parameters.
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+func newQuery(base string, args ...any) *query {
+	q := &query{args: args}
+	q.sql.WriteString(base)
+	return q
+}
+
+// and adds "AND cond" where cond holds one "?" for v.
+func (q *query) and(cond string, v any) {
+	q.args = append(q.args, v)
+	q.sql.WriteString(" AND " + strings.Replace(cond, "?", fmt.Sprintf("$%d", len(q.args)), 1))
+}
+
+// page adds the cursor, order and limit.
+func (q *query) page(p herald.Page) {
+	if p.After != "" {
+		q.and("id < ?", p.After)
+	}
+	q.args = append(q.args, limit(p))
+	fmt.Fprintf(&q.sql, " ORDER BY id DESC LIMIT $%d", len(q.args))
+}
