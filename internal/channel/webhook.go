@@ -141,11 +141,28 @@ func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, n
 	return r
 }
 
+// validUTF8 makes a body cut at MaxResponseBody valid UTF-8 that still fits
+// in MaxResponseBody: a rune the cut split is dropped, and replacing invalid
+// bytes (which may grow the text) is followed by a cut at a rune boundary.
 func validUTF8(b []byte) string {
+	if len(b) >= herald.MaxResponseBody {
+		i := len(b) - 1
+		for i > 0 && len(b)-i < utf8.UTFMax && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		if !utf8.FullRune(b[i:]) {
+			b = b[:i]
+		}
+	}
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	for len(s) > herald.MaxResponseBody {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }
 
 // ErrClassCanceled marks a request cut off by shutdown: not an attempt.

@@ -214,7 +214,9 @@ func (d *Dispatcher) wait(ctx context.Context, c *herald.Channel) error {
 	d.mu.Lock()
 	l := d.limiters[c.ID]
 	if l == nil || l.perSec != c.RateLimitPerSec {
-		l = &limiter{perSec: c.RateLimitPerSec, lim: rate.NewLimiter(rate.Limit(c.RateLimitPerSec), max(1, int(c.RateLimitPerSec)))}
+		// A burst of 1 spaces requests evenly: a burst of a whole second's
+		// worth would let twice the limit through in the first second.
+		l = &limiter{perSec: c.RateLimitPerSec, lim: rate.NewLimiter(rate.Limit(c.RateLimitPerSec), 1)}
 		d.limiters[c.ID] = l
 	}
 	d.mu.Unlock()

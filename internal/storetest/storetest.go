@@ -579,7 +579,10 @@ func testScoping(t *testing.T, f *fixture) {
 		t.Error("tenant b subscribed tenant a's channel")
 	}
 	for _, list := range []func() (int, error){
-		func() (int, error) { x, err := f.s.ListChannels(f.ctx, "b", herald.Page{Limit: 10}); return len(x), err },
+		func() (int, error) {
+			x, err := f.s.ListChannels(f.ctx, "b", herald.Page{Limit: 10})
+			return len(x), err
+		},
 		func() (int, error) {
 			x, err := f.s.ListSubscriptions(f.ctx, "b", herald.SubscriptionFilter{}, herald.Page{Limit: 10})
 			return len(x), err
