@@ -38,5 +38,6 @@ type Clock interface {
 // SystemClock is the wall clock.
 type SystemClock struct{}
 
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
+// Now returns the current time in UTC, so every time Herald writes reads
+// the same whatever the machine's zone.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }

@@ -67,6 +67,9 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 		return json.Marshal(p.Name)
 	}
 	type plain Policy
+	if p.DelaysS == nil {
+		p.DelaysS = []int{} // no retries reads [] rather than null
+	}
 	return json.Marshal(plain(p))
 }
 

@@ -17,7 +17,7 @@ func catalogCmd(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print every type with its schema and example as JSON")
 	group := fs.String("group", "", "only this group, e.g. payment")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, none); err != nil {
 		return err
 	}
 	cat, err := catalog.Load()

@@ -74,7 +74,7 @@ func TestConfigPrecedence(t *testing.T) {
 	dir := fs.String("data-dir", "default", "")
 	poll := fs.Duration("poll-interval", time.Second, "")
 	admin := fs.String("admin-key", "default", "")
-	if err := parseFlags(fs, []string{"--listen", "127.0.0.1:9"}); err != nil {
+	if err := parseFlags(fs, []string{"--listen", "127.0.0.1:9"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if *listen != "127.0.0.1:9" || *dir != "/from/env" || *poll != 3*time.Second || *admin != "default" {
@@ -83,7 +83,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"no-such-flag": 1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := parseFlags(flag.NewFlagSet("y", flag.ContinueOnError), nil); err == nil || !strings.Contains(err.Error(), "no-such-flag") {
+	if err := parseFlags(flag.NewFlagSet("y", flag.ContinueOnError), nil, nil); err == nil || !strings.Contains(err.Error(), "no-such-flag") {
 		t.Fatalf("unknown config key: %v", err)
 	}
 }
@@ -133,6 +133,12 @@ func TestRemoteCommands(t *testing.T) {
 	}
 	if out, err = run(t, "events", "publish", "--type", "no.such", "--data", "{}"); err == nil || !strings.Contains(err.Error(), "type") {
 		t.Fatalf("bad publish: %v %s", err, out)
+	}
+	// Only the connection flags come from the environment.
+	t.Setenv("HERALD_LIMIT", "0")
+	t.Setenv("HERALD_TYPE", "no.such")
+	if out, err := run(t, "events", "list"); err != nil || !strings.Contains(out, pub["id"].(string)) {
+		t.Fatalf("HERALD_TYPE / HERALD_LIMIT leaked into events list: %v %s", err, out)
 	}
 	t.Setenv("HERALD_API_KEY", "")
 	if _, err := run(t, "events", "list"); err == nil || !strings.Contains(err.Error(), "HERALD_API_KEY") {

@@ -10,8 +10,11 @@ import (
 
 // parseFlags parses args into fs, then fills every flag not given on the
 // command line from HERALD_<FLAG_NAME> or, failing that, the JSON config
-// file named by --config or HERALD_CONFIG: flag > environment > file > default.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// file named by --config or HERALD_CONFIG: flag > environment > file >
+// default. A non-nil configurable picks which flags are read from the
+// environment and the file: a command's own switches such as --json or
+// --limit should not be set by a stray HERALD_JSON.
+func parseFlags(fs *flag.FlagSet, args []string, configurable func(name string) bool) error {
 	config := fs.String("config", "", "JSON config file whose keys are flag names (env HERALD_CONFIG)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -41,7 +44,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || f.Name == "config" || err != nil {
+		if set[f.Name] || f.Name == "config" || err != nil || (configurable != nil && !configurable(f.Name)) {
 			return
 		}
 		env := envName(f.Name)
@@ -64,3 +67,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func envName(flagName string) string {
 	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
+
+// none configures no flag from the environment or a file.
+func none(string) bool { return false }

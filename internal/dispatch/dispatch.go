@@ -170,13 +170,24 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 		d.finishWithoutAttempt(ctx, c)
 		return
 	}
-	if err := d.wait(ctx, c.Channel); err != nil {
-		d.release(c)
+	wait, ok := d.rateWait(c.Channel)
+	if !ok {
+		// Waiting that long could outlast the lease and let another claim
+		// send it twice: hand it back until its turn comes.
+		d.release(c, d.cfg.Clock.Now().Add(wait))
 		return
+	}
+	if wait > 0 {
+		select {
+		case <-ctx.Done():
+			d.release(c, time.Time{})
+			return
+		case <-time.After(wait):
+		}
 	}
 	comp, sent := d.attempt(ctx, c, herald.TriggerAuto)
 	if !sent {
-		d.release(c)
+		d.release(c, time.Time{})
 		return
 	}
 	if err := d.cfg.Store.CompleteDeliveries(context.WithoutCancel(ctx), []herald.Completion{comp}); err != nil {
@@ -200,16 +211,18 @@ func (d *Dispatcher) finishWithoutAttempt(ctx context.Context, c herald.Claim) {
 	}
 }
 
-func (d *Dispatcher) release(c herald.Claim) {
-	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}); err != nil {
+func (d *Dispatcher) release(c herald.Claim, notBefore time.Time) {
+	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}, notBefore); err != nil {
 		d.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
 	}
 }
 
-// wait applies the channel's rate limit.
-func (d *Dispatcher) wait(ctx context.Context, c *herald.Channel) error {
+// rateWait reserves the channel's next rate-limited slot and says how long
+// to wait for it; ok is false (and nothing is reserved) when the wait is
+// longer than a lease can safely cover.
+func (d *Dispatcher) rateWait(c *herald.Channel) (wait time.Duration, ok bool) {
 	if c.RateLimitPerSec <= 0 {
-		return nil
+		return 0, true
 	}
 	d.mu.Lock()
 	l := d.limiters[c.ID]
@@ -220,7 +233,13 @@ func (d *Dispatcher) wait(ctx context.Context, c *herald.Channel) error {
 		d.limiters[c.ID] = l
 	}
 	d.mu.Unlock()
-	return l.lim.Wait(ctx)
+	r := l.lim.Reserve()
+	wait = r.Delay()
+	if wait > d.cfg.LeaseSlack/2 {
+		r.Cancel()
+		return wait, false
+	}
+	return wait, true
 }
 
 // Attempt makes one attempt outside the loop (manual retry, channel test)

@@ -247,12 +247,14 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	})
 }
 
-// ReleaseDeliveries drops leases so the deliveries are due again.
-func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
+// ReleaseDeliveries drops leases so the deliveries are due again, not
+// before notBefore.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1)`, ids)
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL, next_attempt_at = greatest(next_attempt_at, $2)
+		WHERE id = ANY($1)`, ids, notBefore)
 	if err == nil {
 		_, err = s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
 	}

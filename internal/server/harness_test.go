@@ -34,7 +34,7 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
+	return time.Now().Add(c.offset).UTC()
 }
 
 func (c *fakeClock) Advance(d time.Duration) {

@@ -299,17 +299,19 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	})
 }
 
-// ReleaseDeliveries drops leases so the deliveries are due again.
-func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
+// ReleaseDeliveries drops leases so the deliveries are due again, not
+// before notBefore.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
+		args := []any{ts(notBefore)}
+		for _, id := range ids {
+			args = append(args, id)
 		}
-		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL, next_attempt_at = max(next_attempt_at, ?)
+			WHERE id IN (`+placeholders(len(ids))+`)`, args...)
 		return err
 	})
 }

@@ -391,7 +391,19 @@ func testClaims(t *testing.T, f *fixture) {
 	for _, cl := range cs[1:] {
 		ids = append(ids, cl.Delivery.ID)
 	}
-	must(t, f.s.ReleaseDeliveries(f.ctx, ids))
+	must(t, f.s.ReleaseDeliveries(f.ctx, ids[:1], time.Time{}))
+	later := f.now.Add(time.Minute)
+	must(t, f.s.ReleaseDeliveries(f.ctx, ids[1:], later))
+	for _, x := range f.claim(100) {
+		for _, id := range ids[1:] {
+			if x.Delivery.ID == id {
+				t.Fatal("a delivery released until later was claimed at once")
+			}
+		}
+	}
+	if d := f.delivery("a", ids[1]); d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(later) {
+		t.Fatalf("released until %v: next attempt %v", later, d.NextAttemptAt)
+	}
 	// Not yet due deliveries are not claimed; expired leases are.
 	future := f.now.Add(time.Hour)
 	res := f.publish("a", "x.y", other.ID)
@@ -445,7 +457,7 @@ func testComplete(t *testing.T, f *fixture) {
 	// A 410 disables the channel and fails its other pending deliveries.
 	f.now = next
 	cl = claimOne(t, f, r1.DeliveryIDs[0])
-	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}))
+	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}, time.Time{}))
 	f.complete(cl, herald.StatusFailed, nil, herald.DisabledGone)
 	ch, err := f.s.GetChannel(f.ctx, "a", c.ID)
 	must(t, err)
