@@ -46,6 +46,8 @@ type Dispatcher struct {
 	freed    chan struct{}
 	inflight atomic.Int64
 
+	completer *completer
+
 	mu       sync.Mutex
 	limiters map[string]*limiter
 }
@@ -82,10 +84,11 @@ func New(cfg Config) *Dispatcher {
 		cfg.Jitter = rand.Float64
 	}
 	return &Dispatcher{
-		cfg:      cfg,
-		wake:     make(chan struct{}, 1),
-		freed:    make(chan struct{}, 1),
-		limiters: map[string]*limiter{},
+		cfg:       cfg,
+		wake:      make(chan struct{}, 1),
+		freed:     make(chan struct{}, 1),
+		limiters:  map[string]*limiter{},
+		completer: &completer{store: cfg.Store},
 	}
 }
 
@@ -190,7 +193,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 		d.release(c, time.Time{})
 		return
 	}
-	if err := d.cfg.Store.CompleteDeliveries(context.WithoutCancel(ctx), []herald.Completion{comp}); err != nil {
+	if err := d.completer.complete(comp); err != nil {
 		// The lease expires and the delivery is attempted again: at least once.
 		d.cfg.Logger.Error("record attempt", "delivery", c.Delivery.ID, "err", err)
 	}
@@ -206,7 +209,7 @@ func (d *Dispatcher) finishWithoutAttempt(ctx context.Context, c herald.Claim) {
 	}
 	dl := c.Delivery
 	dl.Status, dl.NextAttemptAt, dl.LastError, dl.UpdatedAt = herald.StatusFailed, nil, reason, d.cfg.Clock.Now()
-	if err := d.cfg.Store.CompleteDeliveries(context.WithoutCancel(ctx), []herald.Completion{{Delivery: dl}}); err != nil {
+	if err := d.completer.complete(herald.Completion{Delivery: dl}); err != nil {
 		d.cfg.Logger.Error("fail delivery", "delivery", dl.ID, "err", err)
 	}
 }
@@ -251,7 +254,7 @@ func (d *Dispatcher) Attempt(ctx context.Context, c herald.Claim, trigger string
 		comp.Delivery.Status = herald.StatusFailed
 		comp.Delivery.LastError = "attempt cut off before an answer; retry again"
 	}
-	err := d.cfg.Store.CompleteDeliveries(context.WithoutCancel(ctx), []herald.Completion{comp})
+	err := d.completer.complete(comp)
 	return comp, err
 }
 

@@ -88,8 +88,7 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 // ClaimDeliveries leases due deliveries. Due rows are locked with SKIP
 // LOCKED so processes never claim the same one; the channels they go to are
 // locked too while their in-flight leases are counted, so a channel's limit
-// holds across processes. A channel another process is claiming for right
-// now is skipped this round.
+// holds across processes.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
 	var claims []herald.Claim
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -115,7 +114,10 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 			chanIDs = append(chanIDs, d.ChannelID)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED`, chanIDs)
+	// Waiting for a channel another process is claiming for (rather than
+	// skipping it) keeps every process busy; locking in id order rules out
+	// deadlocks between claims.
+	rows, err := tx.Query(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE`, chanIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -131,16 +133,6 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
-	}
-	// Channels that no longer exist have no row to lock; their deliveries
-	// are claimed to be failed by the dispatcher.
-	var existing []string
-	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(id), '{}') FROM channels WHERE id = ANY($1)`, chanIDs).Scan(&existing); err != nil {
-		return nil, err
-	}
-	exists := map[string]bool{}
-	for _, id := range existing {
-		exists[id] = true
 	}
 	busy := map[string]int{}
 	lockedIDs := make([]string, 0, len(locked))
@@ -173,15 +165,14 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 		}
 		ch := locked[d.ChannelID]
 		lease := p.Now.Add(p.LeaseSlack + 15*time.Second)
-		switch {
-		case ch != nil:
+		// A channel without a row was deleted: the dispatcher fails its
+		// deliveries.
+		if ch != nil {
 			if busy[ch.ID] >= ch.MaxInFlight {
 				continue
 			}
 			busy[ch.ID]++
 			lease = p.Now.Add(ch.Timeout() + p.LeaseSlack)
-		case exists[d.ChannelID]:
-			continue // another process holds the channel this instant
 		}
 		picked = append(picked, herald.Claim{Delivery: d, Channel: ch})
 		ids = append(ids, d.ID)

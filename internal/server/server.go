@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/internal/catalog"
 	"github.com/heraldhq/herald/internal/channel"
 	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/postgres"
 	"github.com/heraldhq/herald/internal/publish"
 	"github.com/heraldhq/herald/internal/sqlite"
 	"github.com/heraldhq/herald/internal/target"
@@ -33,7 +35,13 @@ var Version = "dev"
 
 // Config is everything `herald serve` can be told.
 type Config struct {
-	Listen             string
+	Listen string
+	// Database is a postgres:// URL; empty means embedded SQLite in DataDir.
+	Database string
+	// Role is what this process does: "all" (default), "api" (answers the
+	// API, delivers nothing automatically) or "worker" (delivers; serves only
+	// /healthz and /readyz). Split roles need PostgreSQL.
+	Role               string
 	DataDir            string
 	AdminKey           string
 	AllowedTargetCIDRs string
@@ -43,6 +51,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Synchronous is SQLite's synchronous mode (FULL by default).
 	Synchronous string
+	// LeaseSlack is added to a channel's timeout to make a delivery's lease:
+	// how long after a crash its in-flight deliveries wait before another
+	// process may take them.
+	LeaseSlack time.Duration
 	// Clock replaces the wall clock in tests.
 	Clock herald.Clock
 	// Notice receives messages for the operator that are shown once (a
@@ -84,9 +96,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
-	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Synchronous: cfg.Synchronous, Logger: log})
+	switch cfg.Role {
+	case "":
+		cfg.Role = RoleAll
+	case RoleAll, RoleAPI, RoleWorker:
+	default:
+		return nil, fmt.Errorf("--role %q: use all, api or worker", cfg.Role)
+	}
+	store, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Role != RoleAll && cfg.Database == "" {
+		store.Close()
+		return nil, fmt.Errorf("--role %s needs PostgreSQL (--database postgres://…): with embedded SQLite one process does everything", cfg.Role)
 	}
 	adminHash, err := adminKeyHash(ctx, store, cfg)
 	if err != nil {
@@ -97,7 +120,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	sender := channel.NewSender(guard, "Herald/"+Version)
 	disp := dispatch.New(dispatch.Config{
 		Store: store, Sender: sender, Clock: cfg.Clock, Logger: log,
-		PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownTimeout * 2 / 3,
+		PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownTimeout * 2 / 3, LeaseSlack: cfg.LeaseSlack,
 	})
 	pub := publish.New(store, cat, cfg.Clock, log, disp.Wake)
 	apiSrv := api.New(api.Config{
@@ -109,16 +132,51 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	handler := apiSrv.Handler()
+	if cfg.Role == RoleWorker {
+		handler = healthOnly(handler)
+	}
 	return &Server{
 		cfg: cfg, log: log, store: store, disp: disp, sender: sender, listener: ln,
 		http: &http.Server{
-			Handler:           apiSrv.Handler(),
+			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}, nil
+}
+
+// Process roles.
+const (
+	RoleAll    = "all"
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
+
+// OpenStore opens the store cfg names: PostgreSQL for a postgres:// URL,
+// embedded SQLite in cfg.DataDir otherwise.
+func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (herald.Store, error) {
+	switch {
+	case cfg.Database == "":
+		return sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Synchronous: cfg.Synchronous, Logger: log})
+	case strings.HasPrefix(cfg.Database, "postgres://"), strings.HasPrefix(cfg.Database, "postgresql://"):
+		return postgres.Open(ctx, cfg.Database, log)
+	default:
+		return nil, errors.New("--database must be a postgres:// URL (leave it empty for embedded SQLite in --data-dir)")
+	}
+}
+
+// healthOnly serves a worker's health routes and nothing else.
+func healthOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			http.Error(w, "this Herald process has --role worker; send API requests to an api or all process", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // adminKeyHash decides the operator key: the configured one, else the one
@@ -160,14 +218,24 @@ func (s *Server) Store() herald.Store { return s.store }
 func (s *Server) Run(ctx context.Context) error {
 	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.disp.Run(dctx)
-	}()
+	if s.cfg.Role != RoleAPI {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.disp.Run(dctx)
+		}()
+		// With PostgreSQL, other processes' publishes wake this one.
+		if l, ok := s.store.(interface{ Listen(context.Context, func()) }); ok {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.Listen(dctx, s.disp.Wake)
+			}()
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
-	s.log.Info("herald serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "version", Version)
+	s.log.Info("herald serving", "addr", s.Addr(), "role", s.cfg.Role, "store", s.storeName(), "version", Version)
 
 	var serveErr error
 	select {
@@ -175,12 +243,14 @@ func (s *Server) Run(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	s.log.Info("shutting down")
+	// The API drains and the dispatcher finishes its requests at the same
+	// time, so a stop takes at most the shutdown timeout.
+	stopDispatch()
 	shCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.http.Shutdown(shCtx); err != nil {
 		s.log.Warn("http shutdown", "err", err)
 	}
-	stopDispatch()
 	wg.Wait()
 	s.sender.Close()
 	if err := s.store.Close(); err != nil {
@@ -190,6 +260,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return serveErr
 	}
 	return nil
+}
+
+func (s *Server) storeName() string {
+	if s.cfg.Database != "" {
+		return "postgres"
+	}
+	return "sqlite:" + s.cfg.DataDir
 }
 
 // Wake makes the dispatcher look for due deliveries now (tests move a fake

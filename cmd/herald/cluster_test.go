@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/testenv"
+)
+
+// These tests run several herald processes on one PostgreSQL database.
+
+// countingReceiver records every request by path and webhook-id.
+func countingReceiver(t *testing.T, delay time.Duration) (*httptest.Server, *tally) {
+	tl := &tally{seen: map[string]map[string]int{}}
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		tl.add(r.URL.Path, r.Header.Get("webhook-id"))
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(rc.Close)
+	return rc, tl
+}
+
+func (tl *tally) total() (requests, duplicates int) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, m := range tl.seen {
+		for _, n := range m {
+			requests += n
+			duplicates += n - 1
+		}
+	}
+	return
+}
+
+// waitAll waits until every id reached every path.
+func (tl *tally) waitAll(t *testing.T, paths, ids []string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		missing := tl.missing(paths, ids)
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries never arrived", missing, len(paths)*len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// publishBatches publishes n events in batches of 500, round robin over
+// procs, and returns the acknowledged ids.
+func publishBatches(t *testing.T, procs []*proc, key string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := 0; len(ids) < n; i++ {
+		size := min(500, n-len(ids))
+		items := make([]any, size)
+		for j := range items {
+			items[j] = map[string]any{"type": "order.completed", "source": "shop", "data": orderData}
+		}
+		m := procs[i%len(procs)].mustPost(t, "/v1/tenants/acme/events/batch", key, map[string]any{"events": items}, 202)
+		for _, e := range m["events"].([]any) {
+			ids = append(ids, e.(map[string]any)["id"].(string))
+		}
+	}
+	return ids
+}
+
+func cluster(t *testing.T, db string, n int, extra ...string) []*proc {
+	var procs []*proc
+	for range n {
+		procs = append(procs, startProc(t, t.TempDir(), freePort(t), append([]string{"--database", db}, extra...)...))
+	}
+	return procs
+}
+
+// TestClusterDeliversEachOnce: three processes share the work of 20,000
+// events to three channels; every delivery arrives exactly once.
+func TestClusterDeliversEachOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000 events through three processes")
+	}
+	db := testenv.PostgresDB(t)
+	rc, tl := countingReceiver(t, 0)
+	procs := cluster(t, db, 3)
+	paths := []string{"/a", "/b", "/c"}
+	key := setupTenant(t, procs[0], rc.URL, paths)
+	start := time.Now()
+	ids := publishBatches(t, procs, key, 20000)
+	tl.waitAll(t, paths, ids, 3*time.Minute)
+	requests, dups := tl.total()
+	t.Logf("%d deliveries by 3 processes in %v", requests, time.Since(start).Round(time.Millisecond))
+	if dups != 0 {
+		t.Fatalf("%d deliveries arrived twice although nothing crashed", dups)
+	}
+}
+
+// TestClusterSIGKILLOneProcess kills one of three processes mid-run: every
+// event still arrives, and only what that process had in flight arrives
+// twice.
+func TestClusterSIGKILLOneProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a process")
+	}
+	db := testenv.PostgresDB(t)
+	rc, tl := countingReceiver(t, 2*time.Millisecond)
+	// Short leases so the dead process's deliveries come back within
+	// seconds: a 2 s timeout plus 1 s of slack.
+	procs := cluster(t, db, 3, "--lease-slack", "1s")
+	paths := []string{"/a", "/b", "/c"}
+	key := setupTenant(t, procs[0], rc.URL, paths)
+	ids := publishBatches(t, procs, key, 6000)
+	// Kill once a good part has been delivered.
+	for {
+		if n, _ := tl.total(); n > 3000 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := procs[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	tl.waitAll(t, paths, ids, 3*time.Minute)
+	_, dups := tl.total()
+	// At most each channel's in-flight limit (16) was in flight at the
+	// victim when it died.
+	if dups > 3*16 {
+		t.Fatalf("%d duplicates; only the killed process's in-flight requests (at most 48) may repeat", dups)
+	}
+	t.Logf("all %d deliveries arrived; %d duplicates from the killed process", len(ids)*len(paths), dups)
+}
+
+// TestNotifyWakesIdleWorker: with a poll interval of an hour, only
+// LISTEN/NOTIFY can make the worker deliver promptly.
+func TestNotifyWakesIdleWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	db := testenv.PostgresDB(t)
+	rc, tl := countingReceiver(t, 0)
+	apiProc := startProc(t, t.TempDir(), freePort(t), "--database", db, "--role", "api")
+	key := setupTenant(t, apiProc, rc.URL, []string{"/a"})
+	startProc(t, t.TempDir(), freePort(t), "--database", db, "--role", "worker", "--poll-interval", "1h")
+	time.Sleep(300 * time.Millisecond) // the worker's first poll has passed
+	for i := range 3 {
+		start := time.Now()
+		m := apiProc.mustPost(t, "/v1/tenants/acme/events", key, map[string]any{"type": "order.completed", "data": orderData}, 202)
+		tl.waitAll(t, []string{"/a"}, []string{m["id"].(string)}, 5*time.Second)
+		t.Logf("publish %d delivered %v after it was acknowledged", i, time.Since(start).Round(time.Millisecond))
+	}
+	// The api process never delivers by itself.
+	if status, _, _ := apiProc.post("/v1/tenants/acme/events", key, map[string]any{"type": "order.completed", "data": orderData}); status != 202 {
+		t.Fatalf("publish answered %d", status)
+	}
+}
+
+// TestPostgresRestart stops the database mid-run: publishes during the
+// outage answer 503, nothing acknowledged is lost, and publishing and
+// delivery resume by themselves.
+func TestPostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a private PostgreSQL")
+	}
+	pg := testenv.PrivatePostgres(t)
+	rc, tl := countingReceiver(t, 0)
+	procs := cluster(t, pg.URL(), 2)
+	key := setupTenant(t, procs[0], rc.URL, []string{"/a"})
+
+	var mu sync.Mutex
+	var acked []string
+	statuses := map[int]int{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				status, m, err := procs[g%2].post("/v1/tenants/acme/events", key, map[string]any{"type": "order.completed", "data": orderData})
+				mu.Lock()
+				switch {
+				case err != nil:
+					statuses[-1]++
+				case status == 202:
+					acked = append(acked, m["id"].(string))
+					statuses[status]++
+				default:
+					statuses[status]++
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	pg.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	pg.Start()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("answers: %v", statuses)
+	if statuses[503] == 0 {
+		t.Fatal("no publish answered 503 while the database was down")
+	}
+	for status, n := range statuses {
+		if status != 202 && status != 503 {
+			t.Errorf("%d publishes answered %d; only 202 or 503 are acceptable", n, status)
+		}
+	}
+	// Publishing resumed after the restart.
+	m := procs[0].mustPost(t, "/v1/tenants/acme/events", key, map[string]any{"type": "order.completed", "data": orderData}, 202)
+	acked = append(acked, m["id"].(string))
+	tl.waitAll(t, []string{"/a"}, acked, time.Minute)
+	t.Logf("%d acknowledged events all delivered after the restart", len(acked))
+}
