@@ -190,7 +190,28 @@ type Claim struct {
 	Delivery Delivery
 	Event    Event
 	Channel  *Channel
+	// SendAt is when the channel's rate limit lets this delivery go; zero
+	// means at once. The lease covers the wait.
+	SendAt time.Time
+	// LeaseUntil is when the claim's lease ends.
+	LeaseUntil time.Time
 }
+
+// RateSlot hands out the next send time of a channel limited to perSec
+// requests a second: the later of now and next, and the slot after it.
+// Claims call it under the channel's lock, so every process shares one
+// schedule.
+func RateSlot(next, now time.Time, perSec float64) (sendAt, following time.Time) {
+	sendAt = next
+	if sendAt.Before(now) {
+		sendAt = now
+	}
+	return sendAt, sendAt.Add(time.Duration(float64(time.Second) / perSec))
+}
+
+// MaxRateWait is the longest a claim may schedule a delivery ahead for a
+// rate limit: half the lease slack, so a lease always outlasts the wait.
+func (p ClaimParams) MaxRateWait() time.Duration { return p.LeaseSlack / 2 }
 
 // Completion is the result of one attempt.
 type Completion struct {

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/channel"
 )
@@ -47,14 +45,6 @@ type Dispatcher struct {
 	inflight atomic.Int64
 
 	completer *completer
-
-	mu       sync.Mutex
-	limiters map[string]*limiter
-}
-
-type limiter struct {
-	perSec float64
-	lim    *rate.Limiter
 }
 
 // New returns a Dispatcher with defaults filled in.
@@ -87,7 +77,6 @@ func New(cfg Config) *Dispatcher {
 		cfg:       cfg,
 		wake:      make(chan struct{}, 1),
 		freed:     make(chan struct{}, 1),
-		limiters:  map[string]*limiter{},
 		completer: &completer{store: cfg.Store},
 	}
 }
@@ -173,14 +162,9 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 		d.finishWithoutAttempt(ctx, c)
 		return
 	}
-	wait, ok := d.rateWait(c.Channel)
-	if !ok {
-		// Waiting that long could outlast the lease and let another claim
-		// send it twice: hand it back until its turn comes.
-		d.release(c, d.cfg.Clock.Now().Add(wait))
-		return
-	}
-	if wait > 0 {
+	// The claim scheduled this delivery for the channel's next rate slot;
+	// its lease covers the wait.
+	if wait := c.SendAt.Sub(d.cfg.Clock.Now()); !c.SendAt.IsZero() && wait > 0 {
 		select {
 		case <-ctx.Done():
 			d.release(c, time.Time{})
@@ -218,31 +202,6 @@ func (d *Dispatcher) release(c herald.Claim, notBefore time.Time) {
 	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}, notBefore); err != nil {
 		d.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
 	}
-}
-
-// rateWait reserves the channel's next rate-limited slot and says how long
-// to wait for it; ok is false (and nothing is reserved) when the wait is
-// longer than a lease can safely cover.
-func (d *Dispatcher) rateWait(c *herald.Channel) (wait time.Duration, ok bool) {
-	if c.RateLimitPerSec <= 0 {
-		return 0, true
-	}
-	d.mu.Lock()
-	l := d.limiters[c.ID]
-	if l == nil || l.perSec != c.RateLimitPerSec {
-		// A burst of 1 spaces requests evenly: a burst of a whole second's
-		// worth would let twice the limit through in the first second.
-		l = &limiter{perSec: c.RateLimitPerSec, lim: rate.NewLimiter(rate.Limit(c.RateLimitPerSec), 1)}
-		d.limiters[c.ID] = l
-	}
-	d.mu.Unlock()
-	r := l.lim.Reserve()
-	wait = r.Delay()
-	if wait > d.cfg.LeaseSlack/2 {
-		r.Cancel()
-		return wait, false
-	}
-	return wait, true
 }
 
 // Attempt makes one attempt outside the loop (manual retry, channel test)

@@ -155,36 +155,49 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	}
 	rows.Close()
 
-	var picked []herald.Claim
-	var ids []string
-	var leases []time.Time
-	eventIDs := map[string]bool{}
-	for _, d := range cands {
-		if len(picked) >= p.Limit {
-			break
+	rateNext := map[string]time.Time{}
+	for id, c := range locked {
+		if c.RateLimitPerSec > 0 {
+			rateNext[id] = time.Time{}
 		}
-		ch := locked[d.ChannelID]
-		lease := p.Now.Add(p.LeaseSlack + 15*time.Second)
-		// A channel without a row was deleted: the dispatcher fails its
-		// deliveries.
-		if ch != nil {
-			if busy[ch.ID] >= ch.MaxInFlight {
-				continue
-			}
-			busy[ch.ID]++
-			lease = p.Now.Add(ch.Timeout() + p.LeaseSlack)
-		}
-		picked = append(picked, herald.Claim{Delivery: d, Channel: ch})
-		ids = append(ids, d.ID)
-		leases = append(leases, lease)
-		eventIDs[d.EventID] = true
 	}
+	if len(rateNext) > 0 {
+		rows, err := tx.Query(ctx, `SELECT id, rate_next_at FROM channels WHERE id = ANY($1) AND rate_next_at IS NOT NULL`, lockedIDs)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			var next time.Time
+			if err := rows.Scan(&id, &next); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if _, ok := rateNext[id]; ok {
+				rateNext[id] = next
+			}
+		}
+		rows.Close()
+	}
+	picked := herald.PickClaims(p, cands, locked, busy, rateNext)
 	if len(picked) == 0 {
 		return nil, nil
+	}
+	ids := make([]string, len(picked))
+	leases := make([]time.Time, len(picked))
+	eventIDs := map[string]bool{}
+	for i, c := range picked {
+		ids[i], leases[i] = c.Delivery.ID, c.LeaseUntil
+		eventIDs[c.Delivery.EventID] = true
 	}
 	if _, err := tx.Exec(ctx, `UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
 		WHERE deliveries.id = l.id`, ids, leases); err != nil {
 		return nil, err
+	}
+	for id, next := range rateNext {
+		if _, err := tx.Exec(ctx, `UPDATE channels SET rate_next_at = $1 WHERE id = $2`, next, id); err != nil {
+			return nil, err
+		}
 	}
 	evIDs := make([]string, 0, len(eventIDs))
 	for id := range eventIDs {

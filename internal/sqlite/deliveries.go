@@ -172,31 +172,27 @@ func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	var picked []herald.Claim
-	eventIDs := map[string]bool{}
+	rateNext, err := rateSlots(tx, chanIDs)
+	if err != nil {
+		return nil, err
+	}
+	picked := herald.PickClaims(p, cands, channels, busy, rateNext)
 	upd, err := tx.Prepare(`UPDATE deliveries SET lease_until = ? WHERE id = ?`)
 	if err != nil {
 		return nil, err
 	}
 	defer upd.Close()
-	for _, d := range cands {
-		if len(picked) >= p.Limit {
-			break
-		}
-		ch := channels[d.ChannelID]
-		lease := p.Now.Add(p.LeaseSlack + 15*time.Second)
-		if ch != nil {
-			if busy[ch.ID] >= ch.MaxInFlight {
-				continue
-			}
-			busy[ch.ID]++
-			lease = p.Now.Add(ch.Timeout() + p.LeaseSlack)
-		}
-		if _, err := upd.Exec(ts(lease), d.ID); err != nil {
+	eventIDs := map[string]bool{}
+	for _, c := range picked {
+		if _, err := upd.Exec(ts(c.LeaseUntil), c.Delivery.ID); err != nil {
 			return nil, err
 		}
-		picked = append(picked, herald.Claim{Delivery: d, Channel: ch})
-		eventIDs[d.EventID] = true
+		eventIDs[c.Delivery.EventID] = true
+	}
+	for id, next := range rateNext {
+		if _, err := tx.Exec(`UPDATE channels SET rate_next_at = ? WHERE id = ?`, ts(next), id); err != nil {
+			return nil, err
+		}
 	}
 	events, err := eventsByID(tx, keys(eventIDs))
 	if err != nil {
@@ -210,6 +206,25 @@ func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 		picked[i].Event = *e
 	}
 	return picked, nil
+}
+
+// rateSlots reads the next rate slot of the rate-limited channels among ids.
+func rateSlots(tx *sql.Tx, ids map[string]bool) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	rows, err := tx.Query(`SELECT id, COALESCE(rate_next_at, 0) FROM channels WHERE rate_limit_per_sec > 0 AND id IN (`+placeholders(len(ids))+`)`, keys(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var next int64
+		if err := rows.Scan(&id, &next); err != nil {
+			return nil, err
+		}
+		out[id] = fromTS(next)
+	}
+	return out, rows.Err()
 }
 
 func keys(m map[string]bool) []any {

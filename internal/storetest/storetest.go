@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"Idempotency", testIdempotency},
 		{"BatchIsAtomic", testBatchAtomic},
 		{"ClaimLeasesAndLimits", testClaims},
+		{"RateSchedule", testRateSchedule},
 		{"CompleteAndDisable", testComplete},
 		{"LeaseForManualAttempt", testLeaseDelivery},
 		{"Recover", testRecover},
@@ -627,4 +628,43 @@ func testSettings(t *testing.T, f *fixture) {
 		t.Fatal(fmt.Sprint("settings: ", v, v2, got))
 	}
 	must(t, f.s.Ping(f.ctx))
+}
+
+// testRateSchedule: claims hand out send times at the channel's rate, the
+// schedule is kept in the store (so it holds across processes), and no
+// delivery is scheduled further ahead than its lease can cover.
+func testRateSchedule(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a", func(c *herald.Channel) { c.RateLimitPerSec = 2 })
+	for range 6 {
+		f.publish("a", "x.y", c.ID)
+	}
+	claim := func() []herald.Claim {
+		cs, err := f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: 2 * time.Second})
+		must(t, err)
+		return cs
+	}
+	first := claim()
+	if len(first) != 3 {
+		t.Fatalf("claimed %d, want 3 (now, +0.5 s, +1 s; +1.5 s is past the 1 s a 2 s slack allows)", len(first))
+	}
+	for i, cl := range first {
+		want := f.now.Add(time.Duration(i) * 500 * time.Millisecond)
+		if got := cl.SendAt; !(got.IsZero() && i == 0) && !got.Equal(want) {
+			t.Errorf("claim %d sends at %v, want %v", i, got, want)
+		}
+	}
+	if again := claim(); len(again) != 0 {
+		t.Fatalf("a second claim at the same moment got %d", len(again))
+	}
+	f.now = f.now.Add(time.Second)
+	second := claim()
+	if len(second) != 2 || !second[0].SendAt.Equal(f.now.Add(500*time.Millisecond)) {
+		t.Fatalf("one second later: %d claims, first at %v; want 2 from +1.5 s", len(second), second[0].SendAt)
+	}
+	for _, cl := range second {
+		if !cl.LeaseUntil.After(cl.SendAt.Add(c.Timeout())) {
+			t.Errorf("lease %v ends before send time %v plus the timeout", cl.LeaseUntil, cl.SendAt)
+		}
+	}
 }
