@@ -228,3 +228,75 @@ func TestPostgresRestart(t *testing.T) {
 	tl.waitAll(t, []string{"/a"}, acked, time.Minute)
 	t.Logf("%d acknowledged events all delivered after the restart", len(acked))
 }
+
+// TestClusterChannelLimits: a channel's in-flight limit and rate limit hold
+// across three processes, not per process.
+func TestClusterChannelLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	db := testenv.PostgresDB(t)
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	var arrivals []time.Time
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		arrivals = append(arrivals, time.Now())
+		mu.Unlock()
+		time.Sleep(150 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	defer rc.Close()
+	procs := cluster(t, db, 3)
+	key := procs[0].mustPost(t, "/v1/tenants", testAdminKey, map[string]any{"id": "acme", "name": "Acme"}, 201)["api_key"].(string)
+	limited := procs[0].mustPost(t, "/v1/tenants/acme/channels", key, map[string]any{"name": "in-flight", "url": rc.URL + "/a", "max_in_flight": 2}, 201)["id"].(string)
+	procs[0].mustPost(t, "/v1/tenants/acme/subscriptions", key, map[string]any{"channel_id": limited, "event_types": []string{"order.completed"}}, 201)
+	publishBatches(t, procs, key, 30)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(arrivals)
+		mu.Unlock()
+		if n >= 30 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(arrivals) != 30 || maxInFlight > 2 {
+		t.Fatalf("%d arrived, at most %d at once; want 30 with never more than 2 at once", len(arrivals), maxInFlight)
+	}
+	arrivals = nil
+	mu.Unlock()
+
+	// Rate: 4 a second shared by all processes (each alone would allow 4).
+	if status, m, err := procs[0].request("PATCH", "/v1/tenants/acme/channels/"+limited, key,
+		map[string]any{"rate_limit_per_sec": 4, "max_in_flight": 16}); err != nil || status != 200 {
+		t.Fatalf("patch channel: %d %v %v", status, m, err)
+	}
+	start := time.Now()
+	publishBatches(t, procs, key, 12)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		n := len(arrivals)
+		mu.Unlock()
+		if n >= 12 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(arrivals) != 12 {
+		t.Fatalf("%d of 12 arrived", len(arrivals))
+	}
+	if span := arrivals[11].Sub(start); span < 2500*time.Millisecond {
+		t.Fatalf("12 events at 4/s across three processes arrived within %v; want at least 2.75 s", span)
+	}
+}

@@ -105,8 +105,12 @@ func startProc(t *testing.T, dataDir, addr string, extra ...string) *proc {
 }
 
 func (p *proc) post(path, key string, body any) (int, map[string]any, error) {
+	return p.request("POST", path, key, body)
+}
+
+func (p *proc) request(method, path, key string, body any) (int, map[string]any, error) {
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", p.base+path, bytes.NewReader(b))
+	req, _ := http.NewRequest(method, p.base+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
