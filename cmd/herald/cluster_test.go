@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -298,5 +300,36 @@ func TestClusterChannelLimits(t *testing.T) {
 	}
 	if span := arrivals[11].Sub(start); span < 2500*time.Millisecond {
 		t.Fatalf("12 events at 4/s across three processes arrived within %v; want at least 2.75 s", span)
+	}
+}
+
+// TestConcurrentMigrate: several processes migrating one fresh database at
+// once all succeed, and each migration is applied once.
+func TestConcurrentMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	db := testenv.PostgresDB(t)
+	bin := heraldBinary(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	outs := make([][]byte, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = exec.Command(bin, "migrate", "--database", db).CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	applied := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("migrate %d: %v\n%s", i, err, outs[i])
+		}
+		applied += strings.Count(string(outs[i]), "migration applied")
+	}
+	if applied != 2 {
+		t.Fatalf("migrations applied %d times in all, want each of the 2 once", applied)
 	}
 }
