@@ -232,7 +232,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, http.StatusUnprocessableEntity, "Invalid input", verr.Fields[0].Field+": "+verr.Fields[0].Detail, verr.Fields)
 	case errors.As(err, &tooBig):
 		problem(w, http.StatusRequestEntityTooLarge, "Request too large",
-			fmt.Sprintf("the body is over %d bytes; event data may be at most 256 KiB and a batch body 16 MiB", tooBig.Limit), nil)
+			fmt.Sprintf("the body is over %d bytes, this route's limit; send less (event data may be at most 256 KiB, a batch body 16 MiB: split large batches)", tooBig.Limit), nil)
 	case errors.Is(err, herald.ErrNotFound):
 		problem(w, http.StatusNotFound, "Not found", "no such resource in this tenant", nil)
 	case errors.As(err, &cerr):
@@ -281,19 +281,24 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, limit int64, v a
 func decodeBytes(w http.ResponseWriter, body []byte, v any) bool {
 	if err := unmarshalStrict(body, v); err != nil {
 		var fe *herald.ValidationError
-		if errors.As(err, &fe) {
+		var se *shapeError
+		switch {
+		case errors.As(err, &fe):
 			problem(w, http.StatusUnprocessableEntity, "Invalid input", fe.Fields[0].Field+": "+fe.Fields[0].Detail, fe.Fields)
-			return false
+		case errors.As(err, &se):
+			problem(w, http.StatusUnprocessableEntity, "Invalid input", "the body "+se.Error(), nil)
+		default:
+			problem(w, http.StatusBadRequest, "Malformed JSON", err.Error(), nil)
 		}
-		problem(w, http.StatusBadRequest, "Malformed JSON", err.Error(), nil)
 		return false
 	}
 	return true
 }
 
 // unmarshalStrict decodes one JSON value, refusing unknown fields and
-// trailing data. Type mismatches become field errors; syntax errors say
-// where they are.
+// trailing data. Well-formed JSON of the wrong shape becomes a field error
+// (or a *shapeError when the whole value is not an object); syntax errors
+// say where they are.
 func unmarshalStrict(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return errors.New("the request body is empty; send a JSON object")
@@ -312,35 +317,20 @@ func unmarshalStrict(body []byte, v any) error {
 	case errors.As(err, &syn):
 		return fmt.Errorf("invalid JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return fmt.Errorf("the body must be a JSON object, not %s", typ.Value)
+		if typ.Field == "" {
+			return &shapeError{got: typ.Value}
 		}
-		return herald.Invalid(field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+		return typeError(body, "", typ)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return herald.Invalid(name, "is not a known field; check its spelling against /openapi.yaml")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("invalid JSON: the body ends too soon")
-	default:
-		return fmt.Errorf("invalid JSON: %v", err)
 	}
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "int", "int64", "float64":
-		return "a number"
-	case "slice":
-		return "an array"
-	case "map", "struct", "ptr":
-		return "an object"
+	if ferr := timeFieldError(body, v); ferr != nil {
+		return ferr
 	}
-	return "another JSON type"
+	return fmt.Errorf("invalid JSON: %v", err)
 }
 
 // list is a page of results.
@@ -364,7 +354,7 @@ func page(w http.ResponseWriter, r *http.Request) (herald.Page, bool) {
 	if c := q.Get("cursor"); c != "" {
 		b, err := base64.RawURLEncoding.DecodeString(c)
 		if err != nil {
-			problem(w, http.StatusBadRequest, "Bad query", "cursor is not one Herald gave; pass next_cursor from the previous page as it is", []herald.FieldError{{Field: "cursor", Detail: "unknown cursor"}})
+			problem(w, http.StatusBadRequest, "Bad query", "cursor is not one Herald gave; pass next_cursor from the previous page as it is", []herald.FieldError{{Field: "cursor", Detail: "is not a cursor Herald gave; pass next_cursor from the previous page unchanged"}})
 			return p, false
 		}
 		p.After = string(b)
@@ -396,6 +386,11 @@ func timeParam(w http.ResponseWriter, r *http.Request, name string) (time.Time, 
 	if err != nil {
 		problem(w, http.StatusBadRequest, "Bad query", name+" must be an RFC 3339 time such as 2026-11-24T10:00:00Z",
 			[]herald.FieldError{{Field: name, Detail: "must be an RFC 3339 time"}})
+		return t, false
+	}
+	if !timeInRange(t) {
+		problem(w, http.StatusBadRequest, "Bad query", name+" "+timeRangeDetail,
+			[]herald.FieldError{{Field: name, Detail: timeRangeDetail}})
 		return t, false
 	}
 	return t, true

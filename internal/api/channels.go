@@ -19,6 +19,14 @@ import (
 // SecretOverlap is how long a rotated-out secret keeps signing.
 const SecretOverlap = 24 * time.Hour
 
+// maxActiveSecrets bounds a channel's signing secrets: the current one and
+// the most recent rotated-out ones still in their overlap.
+const maxActiveSecrets = 3
+
+// maxURLLength bounds a channel's URL, which is stored and sent with every
+// delivery.
+const maxURLLength = 4096
+
 // channelInput is a channel create or patch body; nil means "not sent".
 type channelInput struct {
 	Kind            *string            `json:"kind"`
@@ -48,12 +56,16 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 	if in.Name != nil {
 		c.Name = strings.TrimSpace(*in.Name)
 	}
-	if c.Name == "" || len(c.Name) > 200 {
+	if c.Name == "" {
 		verr.Add("name", "is required: 1 to 200 characters")
+	} else if len(c.Name) > 200 {
+		verr.Add("name", "is %d characters long; use at most 200", len(c.Name))
 	}
 	if in.URL != nil {
 		c.URL = strings.TrimSpace(*in.URL)
-		if err := s.Guard.CheckURL(ctx, c.URL); err != nil {
+		if len(c.URL) > maxURLLength {
+			verr.Add("url", "is %d characters long; use a URL of at most %d characters", len(c.URL), maxURLLength)
+		} else if err := s.Guard.CheckURL(ctx, c.URL); err != nil {
 			verr.Add("url", "%v", err)
 		}
 	} else if creating {
@@ -62,7 +74,7 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 	if !isNull(in.Policy) {
 		var pol herald.Policy
 		if err := json.Unmarshal(in.Policy, &pol); err != nil {
-			verr.Add("policy", "%v", err)
+			verr.Fields = append(verr.Fields, policyError(in.Policy, err))
 		} else if err := pol.Validate("policy"); err != nil {
 			var pv *herald.ValidationError
 			errors.As(err, &pv)
@@ -86,9 +98,9 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 			name := textproto.CanonicalMIMEHeaderKey(k)
 			switch {
 			case !validHeaderName(k):
-				verr.Add("headers."+k, "is not a valid header name")
+				verr.Add("headers."+k, "is not a valid header name; use letters, digits and '-', such as X-Api-Key")
 			case slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, k) }):
-				verr.Add("headers."+k, "is set by Herald and cannot be overridden")
+				verr.Add("headers."+k, "is set by Herald and cannot be overridden; remove it")
 			case strings.ContainsAny(v, "\r\n\x00") || len(v) > 4096:
 				verr.Add("headers."+k, "value must be one line of at most 4096 characters")
 			default:
@@ -102,6 +114,8 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 		switch {
 		case c.Enabled:
 			c.DisabledReason = ""
+		case in.DisabledReason != nil && len(*in.DisabledReason) > 200:
+			verr.Add("disabled_reason", "must be at most 200 characters")
 		case in.DisabledReason != nil && *in.DisabledReason != "":
 			c.DisabledReason = *in.DisabledReason
 		default:
@@ -294,7 +308,9 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principa
 		if old.ExpiresAt == nil {
 			old.ExpiresAt = &expires
 		}
-		if old.ExpiresAt.After(now) {
+		// Every active secret signs every request, so repeated rotations
+		// must not pile them up: keep the newest few.
+		if old.ExpiresAt.After(now) && len(next) < maxActiveSecrets {
 			next = append(next, old)
 		}
 	}
@@ -323,7 +339,7 @@ func (s *Server) testChannel(w http.ResponseWriter, r *http.Request, p principal
 	}
 	et, err := s.Publisher.EventType(r.Context(), c.TenantID, in.EventType)
 	if errors.Is(err, herald.ErrNotFound) {
-		s.fail(w, r, herald.Invalid("event_type", "unknown event type %q", in.EventType))
+		s.fail(w, r, herald.Invalid("event_type", "unknown event type %q; GET /v1/tenants/%s/event-types lists the known ones", in.EventType, c.TenantID))
 		return
 	}
 	if err != nil {
@@ -373,6 +389,10 @@ func (s *Server) recoverChannel(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, herald.Invalid("since", "is required: an RFC 3339 time; failed deliveries created since then are queued again"))
 		return
 	}
+	if !timeInRange(*in.Since) {
+		s.fail(w, r, herald.Invalid("since", "%s", timeRangeDetail))
+		return
+	}
 	n, err := s.Store.RecoverDeliveries(r.Context(), c.TenantID, c.ID, *in.Since, s.Clock.Now())
 	if err != nil {
 		s.fail(w, r, err)
@@ -408,11 +428,14 @@ func (s *Server) applySub(r *http.Request, sub *herald.Subscription, in *subscri
 	}
 	for i, t := range sub.EventTypes {
 		if !herald.ValidTypePattern(t) {
-			verr.Add(fmt.Sprintf("event_types[%d]", i), "%q is not an event type name, \"group.*\" or \"*\"", t)
+			verr.Add(fmt.Sprintf("event_types[%d]", i), "%q is not an event type; use a name such as \"payment.succeeded\", a group such as \"payment.*\", or \"*\"", t)
 		}
 	}
 	if in.Sources != nil {
 		sub.Sources = *in.Sources
+	}
+	if len(sub.Sources) > 500 {
+		verr.Add("sources", "at most 500 entries are allowed")
 	}
 	for i, src := range sub.Sources {
 		if !herald.ValidSource(src) {

@@ -40,9 +40,7 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			problem(w, http.StatusRequestEntityTooLarge, "Request too large",
-				"data may be at most 256 KiB per event; send large content by reference (a URL or id) instead",
-				[]herald.FieldError{{Field: "data", Detail: "is over 256 KiB"}})
+			dataTooLarge(w)
 			return
 		}
 		s.fail(w, r, err)
@@ -52,7 +50,16 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 	if !decodeBytes(w, body, &in) {
 		return
 	}
+	// Too much data is 413 whether the body limit caught it or not.
+	if len(bytes.TrimSpace(in.Data)) > publish.MaxDataBytes {
+		dataTooLarge(w)
+		return
+	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > publish.MaxIdempotencyKey {
+			s.fail(w, r, herald.Invalid("Idempotency-Key", "is %d characters long; use a key of at most %d characters", len(key), publish.MaxIdempotencyKey))
+			return
+		}
 		in.IdempotencyKey = key
 	}
 	in.RequestHash = requestHash(body)
@@ -62,6 +69,13 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	s.answerPublish(w, res[0])
+}
+
+// dataTooLarge answers a publish whose data is over the limit.
+func dataTooLarge(w http.ResponseWriter) {
+	problem(w, http.StatusRequestEntityTooLarge, "Request too large",
+		"data may be at most 256 KiB per event; send large content by reference (a URL or id) instead",
+		[]herald.FieldError{{Field: "data", Detail: fmt.Sprintf("must be at most 256 KiB (%d bytes) of JSON; send large content by reference (a URL or id) instead", publish.MaxDataBytes)}})
 }
 
 func (s *Server) answerPublish(w http.ResponseWriter, res herald.PublishResult) {
@@ -107,10 +121,13 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principa
 	for i, raw := range in.Events {
 		if err := unmarshalStrict(raw, &inputs[i]); err != nil {
 			var fe *herald.ValidationError
+			var se *shapeError
 			if errors.As(err, &fe) {
 				for _, f := range fe.Fields {
 					verr.Add(fmt.Sprintf("events[%d].%s", i, f.Field), "%s", f.Detail)
 				}
+			} else if errors.As(err, &se) {
+				verr.Add(fmt.Sprintf("events[%d]", i), "%v", se)
 			} else {
 				verr.Add(fmt.Sprintf("events[%d]", i), "%v", err)
 			}

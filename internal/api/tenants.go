@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/heraldhq/herald"
@@ -164,7 +165,7 @@ func (s *Server) tenantTypes(r *http.Request, tid string) ([]tenantEventType, er
 	for _, n := range disabled {
 		off[n] = true
 	}
-	all := append(s.Catalog.All()[:len(s.Catalog.All()):len(s.Catalog.All())], custom...)
+	all := slices.Concat(s.Catalog.All(), custom)
 	out := make([]tenantEventType, len(all))
 	for i, et := range all {
 		out[i] = tenantEventType{EventType: et, Enabled: !off[et.Name]}
@@ -262,8 +263,11 @@ func (s *Server) createEventType(w http.ResponseWriter, r *http.Request, p princ
 	if in.Title == "" {
 		in.Title = in.Name
 	}
-	if len(in.Title) > 200 || len(in.Description) > 2000 {
-		verr.Add("description", "title may be 200 and description 2000 characters at most")
+	if len(in.Title) > 200 {
+		verr.Add("title", "must be at most 200 characters")
+	}
+	if len(in.Description) > 2000 {
+		verr.Add("description", "must be at most 2000 characters")
 	}
 	if isNull(in.Schema) {
 		in.Schema = nil

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/catalog"
@@ -25,6 +26,13 @@ const (
 	MaxBatch          = 1000
 	MaxIdempotencyKey = 255
 	IdempotencyTTL    = 24 * time.Hour
+)
+
+// MinTime and MaxTime bound the times Herald accepts: stores keep times as
+// Unix nanoseconds, which cannot hold dates much outside these.
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // Input is one event as a publisher sent it.
@@ -155,9 +163,13 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 	e.OccurredAt = now
 	if in.OccurredAt != nil {
 		e.OccurredAt = in.OccurredAt.UTC()
+		if e.OccurredAt.Before(MinTime) || !e.OccurredAt.Before(MaxTime) {
+			verr.Add(prefix+"occurred_at", "must be between %s and %s, such as \"2026-11-24T10:00:00Z\"; leave it out to use the time of publishing",
+				MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
+		}
 	}
 	if len(in.IdempotencyKey) > MaxIdempotencyKey {
-		verr.Add(prefix+"idempotency_key", "is longer than %d characters", MaxIdempotencyKey)
+		verr.Add(prefix+"idempotency_key", "is %d characters long; use a key of at most %d characters", len(in.IdempotencyKey), MaxIdempotencyKey)
 	}
 	var et *herald.EventType
 	switch {
@@ -182,6 +194,11 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		return e
 	case len(data) > MaxDataBytes:
 		verr.Add(prefix+"data", "is %d bytes; at most %d bytes (256 KiB) are allowed per event", len(data), MaxDataBytes)
+		return e
+	case !utf8.Valid(data):
+		// Decoding keeps raw data as sent; JSON must be UTF-8, and receivers
+		// (and PostgreSQL) refuse anything else.
+		verr.Add(prefix+"data", "is not valid UTF-8; send JSON text encoded as UTF-8 (escape binary content, e.g. as base64)")
 		return e
 	}
 	e.Data = compact(data)

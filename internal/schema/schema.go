@@ -33,10 +33,45 @@ const schemaURL = "herald:///data.schema.json"
 // last entry then says how many more were found.
 const MaxFieldErrors = 50
 
+// Bounds on a schema document: JSON nesting depth and the number of JSON
+// values in it. The built-in catalog's schemas are far below both.
+const (
+	MaxDepth = 64
+	MaxNodes = 5000
+)
+
+// measure counts the JSON values in v and how deeply they nest; it stops
+// counting once past the bounds.
+func measure(v any, depth int) (nodes, deepest int) {
+	nodes, deepest = 1, depth
+	if depth > MaxDepth {
+		return nodes, deepest
+	}
+	var children []any
+	switch x := v.(type) {
+	case map[string]any:
+		for _, c := range x {
+			children = append(children, c)
+		}
+	case []any:
+		children = x
+	}
+	for _, c := range children {
+		n, d := measure(c, depth+1)
+		nodes += n
+		deepest = max(deepest, d)
+		if nodes > MaxNodes || deepest > MaxDepth {
+			break
+		}
+	}
+	return nodes, deepest
+}
+
 // Validator checks event data against one compiled JSON Schema. It is
 // immutable and safe for concurrent use.
 type Validator struct {
 	schema *jsonschema.Schema
+	cost   *costNode
 }
 
 // noLoader refuses every external resource, so a schema cannot make the
@@ -62,6 +97,13 @@ func Compile(raw json.RawMessage) (*Validator, error) {
 	default:
 		return nil, errors.New("schema must be a JSON object (or true/false)")
 	}
+	// Compiling takes time that grows faster than the schema, so a schema
+	// sent by a tenant is bounded before the library sees it.
+	if nodes, depth := measure(doc, 1); depth > MaxDepth {
+		return nil, fmt.Errorf("schema is nested %d levels deep; at most %d are allowed: move repeated parts under \"$defs\"", depth, MaxDepth)
+	} else if nodes > MaxNodes {
+		return nil, fmt.Errorf("schema has %d JSON values; at most %d are allowed: describe only the fields receivers rely on", nodes, MaxNodes)
+	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseLoader(noLoader{})
@@ -72,7 +114,11 @@ func Compile(raw json.RawMessage) (*Validator, error) {
 	if err != nil {
 		return nil, compileError(err, doc)
 	}
-	return &Validator{schema: sch}, nil
+	cost, err := buildCost(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Validator{schema: sch, cost: cost}, nil
 }
 
 // compileError rewrites the library's error so it names no internal URL.
@@ -117,6 +163,10 @@ func (v *Validator) Validate(data json.RawMessage) (out []herald.FieldError) {
 	}
 	if v == nil || v.schema == nil {
 		return nil
+	}
+	if v.cost != nil && !affordable(v.cost, doc, MaxCost) {
+		return []herald.FieldError{{Field: "data", Detail: fmt.Sprintf(
+			"is too costly to check against this event type's schema (over %d checks); send less data, or simplify the schema (fewer anyOf/oneOf branches, no repeated references)", MaxCost)}}
 	}
 	err = v.schema.Validate(doc)
 	if err == nil {
