@@ -219,7 +219,7 @@ func problem(w http.ResponseWriter, status int, title, detail string, fields []h
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problemDoc{Type: "about:blank", Title: title, Status: status, Detail: detail, Errors: fields})
+	_ = newEncoder(w).Encode(problemDoc{Type: "about:blank", Title: title, Status: status, Detail: detail, Errors: fields})
 }
 
 // fail answers err with the matching problem.
@@ -252,7 +252,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = newEncoder(w).Encode(v)
+}
+
+// newEncoder writes JSON without HTML escaping: a filter reads
+// "a >= 1", not "a \u003e= 1". Responses are never HTML.
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
 }
 
 // Request body limits.

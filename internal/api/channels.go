@@ -182,7 +182,7 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p princip
 	}
 	secret := ""
 	if in.Secret != nil {
-		secret = *in.Secret
+		secret = normalizeSecret(*in.Secret)
 	} else {
 		var err error
 		if secret, err = webhooks.NewSecret(); err != nil {
@@ -301,6 +301,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, herald.Invalid("secret", "%v", err))
 		return
 	}
+	in.Secret = normalizeSecret(in.Secret)
 	now := s.Clock.Now()
 	expires := now.Add(SecretOverlap)
 	next := []herald.Secret{{Key: in.Secret}}
@@ -360,7 +361,7 @@ func (s *Server) testChannel(w http.ResponseWriter, r *http.Request, p principal
 		s.fail(w, r, err)
 		return
 	}
-	comp, err := s.Dispatcher.Attempt(r.Context(), herald.Claim{Delivery: *d, Event: *e, Channel: c}, herald.TriggerTest)
+	comp, err := s.Dispatcher.Attempt(context.WithoutCancel(r.Context()), herald.Claim{Delivery: *d, Event: *e, Channel: c}, herald.TriggerTest)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -548,4 +549,14 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, p pr
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// normalizeSecret stores a secret given without its whsec_ prefix with it,
+// the form receivers' libraries expect.
+func normalizeSecret(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, webhooks.SecretPrefix) {
+		s = webhooks.SecretPrefix + s
+	}
+	return s
 }

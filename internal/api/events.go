@@ -2,13 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -153,6 +153,9 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principa
 			status = http.StatusAccepted
 		}
 	}
+	if status == http.StatusOK {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	writeJSON(w, status, map[string]any{"events": res})
 }
 
@@ -294,8 +297,10 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p princip
 		s.fail(w, r, err)
 		return
 	}
-	comp, err := s.Dispatcher.Attempt(r.Context(), *claim, herald.TriggerManual)
-	if err != nil && !strings.Contains(err.Error(), "context canceled") {
+	// The attempt runs to its end (bounded by the channel's timeout) even if
+	// the caller hangs up, so it is always recorded whole.
+	comp, err := s.Dispatcher.Attempt(context.WithoutCancel(r.Context()), *claim, herald.TriggerManual)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
