@@ -370,6 +370,33 @@ func page(w http.ResponseWriter, r *http.Request) (herald.Page, bool) {
 	return p, true
 }
 
+// answerList answers one page of a list. It asks list for one item more
+// than the page holds, to know whether a next page exists.
+func answerList[T any](s *Server, w http.ResponseWriter, r *http.Request, pg herald.Page, list func(herald.Page) ([]T, error), id func(T) string) {
+	limit := pg.Limit
+	pg.Limit++
+	items, err := list(pg)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pageOf(items, limit, id))
+}
+
+// found reports whether a lookup of {id} succeeded; otherwise it answers
+// 404 naming what was missing, or the error.
+func (s *Server) found(w http.ResponseWriter, r *http.Request, err error, what, tenantID string) bool {
+	switch {
+	case errors.Is(err, herald.ErrNotFound):
+		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no %s %q in tenant %q", what, r.PathValue("id"), tenantID), nil)
+		return false
+	case err != nil:
+		s.fail(w, r, err)
+		return false
+	}
+	return true
+}
+
 // pageOf trims a result fetched with limit+1 and sets the cursor.
 func pageOf[T any](items []T, limit int, id func(T) string) list[T] {
 	out := list[T]{Data: items}

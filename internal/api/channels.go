@@ -207,14 +207,8 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, p principa
 	if !ok {
 		return
 	}
-	lim := pg.Limit
-	pg.Limit++
-	cs, err := s.Store.ListChannels(r.Context(), tid, pg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(cs, lim, func(c herald.Channel) string { return c.ID }))
+	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Channel, error) { return s.Store.ListChannels(r.Context(), tid, pg) },
+		func(c herald.Channel) string { return c.ID })
 }
 
 // channel loads {id} of the tenant, answering 404 itself.
@@ -224,15 +218,7 @@ func (s *Server) channel(w http.ResponseWriter, r *http.Request, p principal) (*
 		return nil, false
 	}
 	c, err := s.Store.GetChannel(r.Context(), tid, r.PathValue("id"))
-	if errors.Is(err, herald.ErrNotFound) {
-		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no channel %q in tenant %q", r.PathValue("id"), tid), nil)
-		return nil, false
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return nil, false
-	}
-	return c, true
+	return c, s.found(w, r, err, "channel", tid)
 }
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request, p principal) {
@@ -485,14 +471,11 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p pri
 	if !ok {
 		return
 	}
-	lim := pg.Limit
-	pg.Limit++
-	subs, err := s.Store.ListSubscriptions(r.Context(), tid, herald.SubscriptionFilter{ChannelID: r.URL.Query().Get("channel_id")}, pg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(subs, lim, func(s herald.Subscription) string { return s.ID }))
+	f := herald.SubscriptionFilter{ChannelID: r.URL.Query().Get("channel_id")}
+	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Subscription, error) {
+		return s.Store.ListSubscriptions(r.Context(), tid, f, pg)
+	},
+		func(s herald.Subscription) string { return s.ID })
 }
 
 func (s *Server) subscription(w http.ResponseWriter, r *http.Request, p principal) (*herald.Subscription, bool) {
@@ -501,15 +484,7 @@ func (s *Server) subscription(w http.ResponseWriter, r *http.Request, p principa
 		return nil, false
 	}
 	sub, err := s.Store.GetSubscription(r.Context(), tid, r.PathValue("id"))
-	if errors.Is(err, herald.ErrNotFound) {
-		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no subscription %q in tenant %q", r.PathValue("id"), tid), nil)
-		return nil, false
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return nil, false
-	}
-	return sub, true
+	return sub, s.found(w, r, err, "subscription", tid)
 }
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, p principal) {

@@ -177,14 +177,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p principal)
 		return
 	}
 	q := r.URL.Query()
-	lim := pg.Limit
-	pg.Limit++
-	es, err := s.Store.ListEvents(r.Context(), tid, herald.EventFilter{Type: q.Get("type"), Source: q.Get("source"), Since: since, Until: until}, pg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(es, lim, func(e herald.Event) string { return e.ID }))
+	f := herald.EventFilter{Type: q.Get("type"), Source: q.Get("source"), Since: since, Until: until}
+	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Event, error) { return s.Store.ListEvents(r.Context(), tid, f, pg) },
+		func(e herald.Event) string { return e.ID })
 }
 
 type eventDetail struct {
@@ -198,12 +193,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	e, err := s.Store.GetEvent(r.Context(), tid, r.PathValue("id"))
-	if errors.Is(err, herald.ErrNotFound) {
-		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no event %q in tenant %q", r.PathValue("id"), tid), nil)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if !s.found(w, r, err, "event", tid) {
 		return
 	}
 	ds, err := s.Store.ListDeliveries(r.Context(), tid, herald.DeliveryFilter{EventID: e.ID}, herald.Page{Limit: 500})
@@ -240,14 +230,10 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p princi
 	if f.Until, ok = timeParam(w, r, "until"); !ok {
 		return
 	}
-	lim := pg.Limit
-	pg.Limit++
-	ds, err := s.Store.ListDeliveries(r.Context(), tid, f, pg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(ds, lim, func(d herald.Delivery) string { return d.ID }))
+	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Delivery, error) {
+		return s.Store.ListDeliveries(r.Context(), tid, f, pg)
+	},
+		func(d herald.Delivery) string { return d.ID })
 }
 
 type deliveryDetail struct {
@@ -261,12 +247,7 @@ func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request, p principal
 		return
 	}
 	d, err := s.Store.GetDelivery(r.Context(), tid, r.PathValue("id"))
-	if errors.Is(err, herald.ErrNotFound) {
-		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no delivery %q in tenant %q", r.PathValue("id"), tid), nil)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	if !s.found(w, r, err, "delivery", tid) {
 		return
 	}
 	as, err := s.Store.ListAttempts(r.Context(), tid, d.ID)
@@ -289,12 +270,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p princip
 	}
 	now := s.Clock.Now()
 	claim, err := s.Store.LeaseDelivery(r.Context(), tid, r.PathValue("id"), now, now.Add(herald.MaxTimeoutS*time.Second+time.Minute))
-	if err != nil {
-		if errors.Is(err, herald.ErrNotFound) {
-			problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no delivery %q in tenant %q", r.PathValue("id"), tid), nil)
-			return
-		}
-		s.fail(w, r, err)
+	if !s.found(w, r, err, "delivery", tid) {
 		return
 	}
 	// The attempt runs to its end (bounded by the channel's timeout) even if

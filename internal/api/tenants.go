@@ -75,14 +75,8 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, p principal
 	if !ok {
 		return
 	}
-	lim := pg.Limit
-	pg.Limit++
-	ts, err := s.Store.ListTenants(r.Context(), pg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(ts, lim, func(t herald.Tenant) string { return t.ID }))
+	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Tenant, error) { return s.Store.ListTenants(r.Context(), pg) },
+		func(t herald.Tenant) string { return t.ID })
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request, p principal) {
