@@ -29,7 +29,11 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 // HERALD_API_KEY and HERALD_TENANT (or a config file).
 func remoteSetting(name string) bool { return name == "url" || name == "api-key" || name == "tenant" }
 
-func (r *remoteFlags) client() (*client.Client, error) {
+// parse reads the command's flags and returns a client for them.
+func (r *remoteFlags) parse(fs *flag.FlagSet, args []string) (*client.Client, error) {
+	if err := parseFlags(fs, args, remoteSetting); err != nil {
+		return nil, err
+	}
 	if r.apiKey == "" {
 		return nil, errors.New("no API key: pass --api-key or set HERALD_API_KEY")
 	}
@@ -62,10 +66,7 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		source := fs.String("source", "", "source slug, e.g. shop (default api)")
 		data := fs.String("data", "", "the event's data as JSON, or @file to read it from a file")
 		key := fs.String("idempotency-key", "", "makes the publish safe to repeat for 24 h")
-		if err := parseFlags(fs, args[1:], remoteSetting); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, err := r.parse(fs, args[1:])
 		if err != nil {
 			return err
 		}
@@ -92,10 +93,7 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "list":
 		typ := fs.String("type", "", "only this event type")
 		limit := fs.Int("limit", 20, "how many")
-		if err := parseFlags(fs, args[1:], remoteSetting); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, err := r.parse(fs, args[1:])
 		if err != nil {
 			return err
 		}
@@ -106,10 +104,7 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return printJSON(stdout, page)
 	case "get":
 		id := fs.String("id", "", "event id")
-		if err := parseFlags(fs, args[1:], remoteSetting); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, err := r.parse(fs, args[1:])
 		if err != nil {
 			return err
 		}
@@ -140,10 +135,7 @@ func deliveriesCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		channel := fs.String("channel", "", "only this channel id")
 		event := fs.String("event", "", "only this event id")
 		limit := fs.Int("limit", 20, "how many")
-		if err := parseFlags(fs, args[1:], remoteSetting); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, err := r.parse(fs, args[1:])
 		if err != nil {
 			return err
 		}
@@ -155,10 +147,7 @@ func deliveriesCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return printJSON(stdout, page)
 	case "get", "retry":
 		id := fs.String("id", "", "delivery id")
-		if err := parseFlags(fs, args[1:], remoteSetting); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, err := r.parse(fs, args[1:])
 		if err != nil {
 			return err
 		}
