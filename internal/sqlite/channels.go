@@ -15,14 +15,13 @@ const channelCols = `id, tenant_id, kind, name, url, headers, policy, timeout_s,
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanChannel(sc scanner, prefix ...any) (*herald.Channel, error) {
+func scanChannel(sc scanner) (*herald.Channel, error) {
 	var c herald.Channel
 	var headers, policy, secrets string
 	var enabled int
 	var created, updated int64
-	dest := append(prefix, &c.ID, &c.TenantID, &c.Kind, &c.Name, &c.URL, &headers, &policy, &c.TimeoutS, &enabled,
-		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &created, &updated)
-	if err := sc.Scan(dest...); err != nil {
+	if err := sc.Scan(&c.ID, &c.TenantID, &c.Kind, &c.Name, &c.URL, &headers, &policy, &c.TimeoutS, &enabled,
+		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &created, &updated); err != nil {
 		return nil, err
 	}
 	c.Enabled = enabled == 1
@@ -79,28 +78,9 @@ func (s *Store) GetChannel(ctx context.Context, tenantID, id string) (*herald.Ch
 
 // ListChannels lists a tenant's channels, newest first.
 func (s *Store) ListChannels(ctx context.Context, tenantID string, p herald.Page) ([]herald.Channel, error) {
-	q := `SELECT ` + channelCols + ` FROM channels WHERE tenant_id = ?`
-	args := []any{tenantID}
-	if p.After != "" {
-		q += ` AND id < ?`
-		args = append(args, p.After)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []herald.Channel
-	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	q := newQuery(`SELECT `+channelCols+` FROM channels WHERE tenant_id = ?`, tenantID)
+	q.page(p)
+	return list(ctx, s, q, scanChannel)
 }
 
 // UpdateChannel writes a channel's mutable fields; disabling it fails its
@@ -213,36 +193,16 @@ func (s *Store) GetSubscription(ctx context.Context, tenantID, id string) (*hera
 
 // ListSubscriptions lists subscriptions, newest first.
 func (s *Store) ListSubscriptions(ctx context.Context, tenantID string, f herald.SubscriptionFilter, p herald.Page) ([]herald.Subscription, error) {
-	q := `SELECT ` + subCols + ` FROM subscriptions WHERE tenant_id = ?`
-	args := []any{tenantID}
+	q := newQuery(`SELECT `+subCols+` FROM subscriptions WHERE tenant_id = ?`, tenantID)
 	if f.ChannelID != "" {
-		q += ` AND channel_id = ?`
-		args = append(args, f.ChannelID)
+		q.and(`channel_id = ?`, f.ChannelID)
 	}
-	if p.After != "" {
-		q += ` AND id < ?`
-		args = append(args, p.After)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p))
-	return s.querySubs(ctx, q, args...)
+	q.page(p)
+	return list(ctx, s, q, scanSub)
 }
 
 func (s *Store) querySubs(ctx context.Context, q string, args ...any) ([]herald.Subscription, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []herald.Subscription
-	for rows.Next() {
-		sub, err := scanSub(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *sub)
-	}
-	return out, rows.Err()
+	return list(ctx, s, newQuery(q, args...), scanSub)
 }
 
 // UpdateSubscription writes a subscription's mutable fields.

@@ -36,49 +36,27 @@ func (s *Store) GetDelivery(ctx context.Context, tenantID, id string) (*herald.D
 
 // ListDeliveries lists deliveries, newest first.
 func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.DeliveryFilter, p herald.Page) ([]herald.Delivery, error) {
-	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE tenant_id = ?`
-	args := []any{tenantID}
-	add := func(cond string, v any) {
-		q += ` AND ` + cond
-		args = append(args, v)
-	}
+	q := newQuery(`SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ?`, tenantID)
 	if f.Status != "" {
-		add(`status = ?`, string(f.Status))
+		q.and(`status = ?`, string(f.Status))
 	}
 	if f.ChannelID != "" {
-		add(`channel_id = ?`, f.ChannelID)
+		q.and(`channel_id = ?`, f.ChannelID)
 	}
 	if f.EventID != "" {
-		add(`event_id = ?`, f.EventID)
+		q.and(`event_id = ?`, f.EventID)
 	}
 	if f.EventType != "" {
-		add(`event_type = ?`, f.EventType)
+		q.and(`event_type = ?`, f.EventType)
 	}
 	if !f.Since.IsZero() {
-		add(`created_at >= ?`, ts(f.Since))
+		q.and(`created_at >= ?`, ts(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add(`created_at < ?`, ts(f.Until))
+		q.and(`created_at < ?`, ts(f.Until))
 	}
-	if p.After != "" {
-		add(`id < ?`, p.After)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []herald.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *d)
-	}
-	return out, rows.Err()
+	q.page(p)
+	return list(ctx, s, q, scanDelivery)
 }
 
 // ListAttempts lists a delivery's attempts, oldest first.

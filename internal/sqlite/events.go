@@ -108,42 +108,19 @@ func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (*herald.Even
 
 // ListEvents lists events, newest first.
 func (s *Store) ListEvents(ctx context.Context, tenantID string, f herald.EventFilter, p herald.Page) ([]herald.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE tenant_id = ?`
-	args := []any{tenantID}
+	q := newQuery(`SELECT `+eventCols+` FROM events WHERE tenant_id = ?`, tenantID)
 	if f.Type != "" {
-		q += ` AND type = ?`
-		args = append(args, f.Type)
+		q.and(`type = ?`, f.Type)
 	}
 	if f.Source != "" {
-		q += ` AND source = ?`
-		args = append(args, f.Source)
+		q.and(`source = ?`, f.Source)
 	}
 	if !f.Since.IsZero() {
-		q += ` AND created_at >= ?`
-		args = append(args, ts(f.Since))
+		q.and(`created_at >= ?`, ts(f.Since))
 	}
 	if !f.Until.IsZero() {
-		q += ` AND created_at < ?`
-		args = append(args, ts(f.Until))
+		q.and(`created_at < ?`, ts(f.Until))
 	}
-	if p.After != "" {
-		q += ` AND id < ?`
-		args = append(args, p.After)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []herald.Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *e)
-	}
-	return out, rows.Err()
+	q.page(p)
+	return list(ctx, s, q, scanEvent)
 }

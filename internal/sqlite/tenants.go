@@ -51,30 +51,15 @@ func (s *Store) GetTenant(ctx context.Context, id string) (*herald.Tenant, error
 
 // ListTenants lists tenants, newest first.
 func (s *Store) ListTenants(ctx context.Context, p herald.Page) ([]herald.Tenant, error) {
-	q := `SELECT id, name, created_at FROM tenants`
-	args := []any{}
-	if p.After != "" {
-		q += ` WHERE id < ?`
-		args = append(args, p.After)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []herald.Tenant
-	for rows.Next() {
+	q := newQuery(`SELECT id, name, created_at FROM tenants WHERE 1`)
+	q.page(p)
+	return list(ctx, s, q, func(sc scanner) (*herald.Tenant, error) {
 		var t herald.Tenant
 		var created int64
-		if err := rows.Scan(&t.ID, &t.Name, &created); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&t.ID, &t.Name, &created)
 		t.CreatedAt = fromTS(created)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return &t, err
+	})
 }
 
 // CreateAPIKey adds a key to a tenant.
