@@ -40,6 +40,7 @@ Commands:
   catalog     list the built-in event types (--json for the full records)
   events      publish, list or get events of a running Herald (publish|list|get)
   deliveries  list, get or retry deliveries of a running Herald (list|get|retry)
+  bench       measure Herald on this machine over loopback (see docs/BENCHMARKS.md)
   version     print the version
 
 Run 'herald <command> -h' for a command's flags. Every flag can also be set
@@ -66,6 +67,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return eventsCmd(ctx, rest, stdout, stderr)
 	case "deliveries":
 		return deliveriesCmd(ctx, rest, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return versionCmd(stdout)
 	case "help", "-h", "--help":

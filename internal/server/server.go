@@ -57,6 +57,9 @@ type Config struct {
 	LeaseSlack time.Duration
 	// Clock replaces the wall clock in tests.
 	Clock herald.Clock
+	// DeliveryGate, when set, holds automatic delivery back until it is
+	// closed (the benchmark builds a backlog this way).
+	DeliveryGate <-chan struct{}
 	// Notice receives messages for the operator that are shown once (a
 	// generated operator key).
 	Notice io.Writer
@@ -222,6 +225,13 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if s.cfg.DeliveryGate != nil {
+				select {
+				case <-s.cfg.DeliveryGate:
+				case <-dctx.Done():
+					return
+				}
+			}
 			s.disp.Run(dctx)
 		}()
 		// With PostgreSQL, other processes' publishes wake this one.

@@ -1,0 +1,768 @@
+// Package bench measures Herald on this machine: it starts Herald in
+// process (embedded SQLite, or PostgreSQL when given a URL) and a local
+// receiver that checks every request's signature, runs bounded scenarios
+// over loopback, and reports each scenario's delivery rate as a ratio to
+// what a plain Go client achieves against the same receiver in the same
+// run, because absolute numbers on shared machines drift.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/internal/server"
+	"github.com/heraldhq/herald/webhooks"
+)
+
+// Scenarios, in the order they run.
+var Scenarios = []string{"raw", "burst", "fanout", "latency", "isolation", "backlog"}
+
+// Config says what to run.
+type Config struct {
+	Scenarios []string
+	// Events is the number of events of burst and fanout (and requests of raw).
+	Events int
+	// Backlog is the number of pending deliveries the backlog scenario drains.
+	Backlog int
+	// Rate and Duration shape the latency scenario.
+	Rate     int
+	Duration time.Duration
+	// Database is a postgres:// URL; empty runs on embedded SQLite.
+	Database string
+	// Concurrency is how many publishers (and raw clients) run at once.
+	Concurrency int
+	// DataBytes is the size of each event's data.
+	DataBytes int
+	Log       *slog.Logger
+}
+
+// Result is one scenario's outcome.
+type Result struct {
+	Scenario           string  `json:"scenario"`
+	Events             int     `json:"events"`
+	Deliveries         int     `json:"deliveries"`
+	Seconds            float64 `json:"seconds"`
+	AcknowledgedPerSec float64 `json:"acknowledged_per_sec"`
+	DeliveredPerSec    float64 `json:"delivered_per_sec"`
+	RatioToRaw         float64 `json:"ratio_to_raw"`
+	P50ms              float64 `json:"p50_ms"`
+	P99ms              float64 `json:"p99_ms"`
+	P999ms             float64 `json:"p999_ms"`
+	Maxms              float64 `json:"max_ms"`
+	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
+	Lost               int     `json:"lost"`
+	Duplicates         int     `json:"duplicates"`
+	BadSignatures      int     `json:"bad_signatures"`
+	Note               string  `json:"note,omitempty"`
+}
+
+// ErrLost is returned when a scenario lost or corrupted a delivery.
+var ErrLost = errors.New("deliveries were lost or arrived with a bad signature")
+
+// Run runs the scenarios and returns their results; raw always runs first
+// because every other rate is a ratio to it.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	if cfg.Events <= 0 {
+		cfg.Events = 100_000
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 1_000_000
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 1000
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 30 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.DataBytes <= 0 {
+		cfg.DataBytes = 1024
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	want := cfg.Scenarios
+	if len(want) == 0 {
+		want = Scenarios
+	}
+	for _, s := range want {
+		if !slices.Contains(Scenarios, s) {
+			return nil, fmt.Errorf("unknown scenario %q; scenarios: %s", s, strings.Join(Scenarios, ", "))
+		}
+	}
+	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
+	var results []Result
+	raw, err := b.raw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("raw: %w", err)
+	}
+	if slices.Contains(want, "raw") {
+		results = append(results, raw)
+	}
+	var lost bool
+	for _, name := range Scenarios[1:] {
+		if !slices.Contains(want, name) {
+			continue
+		}
+		var r Result
+		switch name {
+		case "burst":
+			r, err = b.burst(ctx)
+		case "fanout":
+			r, err = b.fanout(ctx)
+		case "latency":
+			r, err = b.latency(ctx)
+		case "isolation":
+			r, err = b.isolation(ctx)
+		case "backlog":
+			r, err = b.backlog(ctx)
+		}
+		if err != nil {
+			return results, fmt.Errorf("%s: %w", name, err)
+		}
+		if raw.DeliveredPerSec > 0 {
+			r.RatioToRaw = r.DeliveredPerSec / raw.DeliveredPerSec
+		}
+		lost = lost || r.Lost > 0 || r.BadSignatures > 0
+		results = append(results, r)
+	}
+	if lost {
+		return results, ErrLost
+	}
+	return results, nil
+}
+
+type bench struct {
+	cfg  Config
+	data json.RawMessage
+}
+
+// eventData is an order.completed data object of about n bytes.
+func eventData(n int) json.RawMessage {
+	base := `{"order":{"id":"1001","state":"complete","buyer_email":"jane@example.com","buyer_name":"Jane Doe","settled_currency":"USD","settled_gross":"49.00","note":"`
+	pad := max(0, n-len(base)-4)
+	return json.RawMessage(base + strings.Repeat("x", pad) + `"}}`)
+}
+
+// receiver is the local endpoint every scenario delivers to. Paths name
+// channels; each path's requests are checked against its secret.
+type receiver struct {
+	srv      *http.Server
+	url      string
+	mu       sync.Mutex
+	verifier map[string]*webhooks.Verifier
+	seen     map[string]map[string]int // path -> webhook-id -> count
+	arrived  map[string]time.Time      // webhook-id -> first arrival (latency)
+	track    bool
+	hang     map[string]bool // paths that never answer
+	// With index set (sorted ids), arrivals are counted in counts instead
+	// of seen: a million ids then cost megabytes, not a large map in the
+	// memory the backlog scenario measures.
+	index  []string
+	counts []uint8
+	count    atomic.Int64
+	bad      atomic.Int64
+}
+
+func newReceiver() (*receiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	rc := &receiver{url: "http://" + ln.Addr().String(), verifier: map[string]*webhooks.Verifier{},
+		seen: map[string]map[string]int{}, arrived: map[string]time.Time{}, hang: map[string]bool{}}
+	rc.srv = &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = rc.srv.Serve(ln) }()
+	return rc, nil
+}
+
+func (rc *receiver) close() { _ = rc.srv.Close() }
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	rc.mu.Lock()
+	v, hang := rc.verifier[r.URL.Path], rc.hang[r.URL.Path]
+	rc.mu.Unlock()
+	if hang {
+		<-r.Context().Done() // answer never; Herald's timeout ends it
+		return
+	}
+	if v == nil { // the raw scenario: no signature
+		rc.count.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err := v.Verify(body, r.Header); err != nil {
+		rc.bad.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	id := r.Header.Get(webhooks.HeaderID)
+	rc.mu.Lock()
+	if rc.index != nil {
+		if i, ok := slices.BinarySearch(rc.index, id); ok && rc.counts[i] < 255 {
+			rc.counts[i]++
+		}
+		rc.mu.Unlock()
+		rc.count.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	m := rc.seen[r.URL.Path]
+	if m == nil {
+		m = map[string]int{}
+		rc.seen[r.URL.Path] = m
+	}
+	m[id]++
+	if rc.track {
+		if _, ok := rc.arrived[id]; !ok {
+			rc.arrived[id] = now
+		}
+	}
+	rc.mu.Unlock()
+	rc.count.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// reset forgets everything received and sets the paths' secrets.
+func (rc *receiver) reset(secrets map[string]string, hang []string) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.verifier = map[string]*webhooks.Verifier{}
+	for path, sec := range secrets {
+		v, err := webhooks.NewVerifier(sec)
+		if err != nil {
+			return err
+		}
+		rc.verifier[path] = v
+	}
+	rc.hang = map[string]bool{}
+	for _, p := range hang {
+		rc.hang[p] = true
+	}
+	rc.seen = map[string]map[string]int{}
+	rc.arrived = map[string]time.Time{}
+	rc.count.Store(0)
+	rc.bad.Store(0)
+	return nil
+}
+
+// tally counts lost and duplicate deliveries of ids on paths.
+func (rc *receiver) tally(paths, ids []string) (lost, dups int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.index != nil {
+		for _, n := range rc.counts {
+			switch {
+			case n == 0:
+				lost++
+			case n > 1:
+				dups += int(n) - 1
+			}
+		}
+		return lost, dups
+	}
+	for _, p := range paths {
+		for _, id := range ids {
+			switch n := rc.seen[p][id]; {
+			case n == 0:
+				lost++
+			case n > 1:
+				dups += n - 1
+			}
+		}
+	}
+	return lost, dups
+}
+
+// waitFor waits until n requests arrived or the timeout passed.
+func (rc *receiver) waitFor(ctx context.Context, n int64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for rc.count.Load() < n {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// herald is one in-process Herald for a scenario.
+type herald struct {
+	srv    *server.Server
+	base   string
+	client *http.Client
+	key    string
+	stop   func()
+}
+
+const adminKey = "bench-admin-key-0123456789abcdef"
+
+func (b *bench) startHerald(ctx context.Context, gate <-chan struct{}) (*herald, error) {
+	dir, err := os.MkdirTemp("", "herald-bench")
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir, Database: b.cfg.Database, AdminKey: adminKey,
+		AllowedTargetCIDRs: "127.0.0.0/8", DeliveryGate: gate, ShutdownTimeout: 5 * time.Second}
+	srv, err := server.Open(ctx, cfg, b.cfg.Log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Run(runCtx); close(done) }()
+	h := &herald{srv: srv, base: "http://" + srv.Addr(),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}, Timeout: 5 * time.Minute},
+		stop: func() { cancel(); <-done; os.RemoveAll(dir) }}
+	// A fresh tenant per scenario keeps runs on one PostgreSQL apart.
+	tenant := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	var t struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := h.do("POST", "/v1/tenants", adminKey, map[string]string{"id": tenant, "name": "bench"}, &t); err != nil {
+		h.stop()
+		return nil, err
+	}
+	h.key = t.APIKey
+	h.base += "/v1/tenants/" + tenant
+	return h, nil
+}
+
+func (h *herald) do(method, path, key string, in, out any) error {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequest(method, h.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+// channel creates a channel to the receiver's path, subscribed to
+// order.completed, and returns its secret.
+func (h *herald) channel(url string, extra map[string]any) (string, error) {
+	body := map[string]any{"name": url, "url": url, "max_in_flight": 64}
+	for k, v := range extra {
+		body[k] = v
+	}
+	var ch struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	if err := h.do("POST", "/channels", h.key, body, &ch); err != nil {
+		return "", err
+	}
+	err := h.do("POST", "/subscriptions", h.key, map[string]any{"channel_id": ch.ID, "event_types": []string{"order.completed"}}, nil)
+	return ch.Secret, err
+}
+
+// publishAll publishes n single events from the configured number of
+// publishers and returns their ids with each one's acknowledgement time.
+func (b *bench) publishAll(ctx context.Context, h *herald, n int) ([]string, time.Duration, error) {
+	body, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
+	ids := make([]string, n)
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range b.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				id, err := h.publish(body)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				ids[i] = id
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, time.Since(start), firstErr
+}
+
+func (h *herald) publish(body []byte) (string, error) {
+	req, _ := http.NewRequest("POST", h.base+"/events", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID string `json:"id"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("publish answered %d: %s", resp.StatusCode, raw)
+	}
+	return out.ID, json.Unmarshal(raw, &out)
+}
+
+func perSec(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// raw measures the ceiling: a plain keep-alive Go client posting the same
+// bodies to the same receiver.
+func (b *bench) raw(ctx context.Context) (Result, error) {
+	rc, err := newReceiver()
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.close()
+	n := b.cfg.Events
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	body, _ := json.Marshal(map[string]any{"id": "evt_x", "type": "order.completed", "data": b.data})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	start := time.Now()
+	for range b.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for int(next.Add(1)) <= n && ctx.Err() == nil {
+				resp, err := client.Post(rc.url+"/raw", "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	return Result{Scenario: "raw", Events: n, Deliveries: int(rc.count.Load()), Seconds: d.Seconds(),
+		DeliveredPerSec: perSec(int(rc.count.Load()), d), Lost: int(failed.Load()), RatioToRaw: 1}, nil
+}
+
+// deliverRun publishes n events to channels paths and waits for all
+// deliveries; it is the core of burst and fanout.
+func (b *bench) deliverRun(ctx context.Context, name string, n int, paths []string) (Result, error) {
+	rc, err := newReceiver()
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.close()
+	h, err := b.startHerald(ctx, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer h.stop()
+	secrets := map[string]string{}
+	for _, p := range paths {
+		if secrets[p], err = h.channel(rc.url+p, nil); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := rc.reset(secrets, nil); err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	ids, ackTime, err := b.publishAll(ctx, h, n)
+	if err != nil {
+		return Result{}, err
+	}
+	want := int64(n * len(paths))
+	rc.waitFor(ctx, want, time.Duration(n)*time.Millisecond+time.Minute)
+	d := time.Since(start)
+	lost, dups := rc.tally(paths, ids)
+	return Result{Scenario: name, Events: n, Deliveries: int(want), Seconds: d.Seconds(),
+		AcknowledgedPerSec: perSec(n, ackTime), DeliveredPerSec: perSec(int(want)-lost, d),
+		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load())}, nil
+}
+
+func (b *bench) burst(ctx context.Context) (Result, error) {
+	return b.deliverRun(ctx, "burst", b.cfg.Events, []string{"/burst"})
+}
+
+func (b *bench) fanout(ctx context.Context) (Result, error) {
+	paths := make([]string, 100)
+	for i := range paths {
+		paths[i] = "/fanout/" + strconv.Itoa(i)
+	}
+	r, err := b.deliverRun(ctx, "fanout", max(1, b.cfg.Events/100), paths)
+	r.Note = "100 channels on one event type"
+	return r, err
+}
+
+// latency publishes at a fixed rate and measures from each publish's
+// acknowledgement to its arrival at the receiver.
+func (b *bench) latency(ctx context.Context) (Result, error) {
+	rc, err := newReceiver()
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.close()
+	h, err := b.startHerald(ctx, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer h.stop()
+	secret, err := h.channel(rc.url+"/latency", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := rc.reset(map[string]string{"/latency": secret}, nil); err != nil {
+		return Result{}, err
+	}
+	rc.track = true
+	body, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
+	n := int(float64(b.cfg.Rate) * b.cfg.Duration.Seconds())
+	interval := time.Second / time.Duration(b.cfg.Rate)
+	var mu sync.Mutex
+	acked := make(map[string]time.Time, n)
+	ids := make([]string, 0, n)
+	var wg sync.WaitGroup
+	var firstErr error
+	start := time.Now()
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		// Open loop: the schedule does not wait for answers.
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := h.publish(body)
+			at := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			acked[id] = at
+			ids = append(ids, id)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return Result{}, firstErr
+	}
+	rc.waitFor(ctx, int64(len(ids)), time.Minute)
+	d := time.Since(start)
+	rc.mu.Lock()
+	lat := make([]float64, 0, len(ids))
+	for _, id := range ids {
+		if arr, ok := rc.arrived[id]; ok {
+			lat = append(lat, max(0, float64(arr.Sub(acked[id]).Microseconds())/1000))
+		}
+	}
+	rc.mu.Unlock()
+	lost, dups := rc.tally([]string{"/latency"}, ids)
+	slices.Sort(lat)
+	r := Result{Scenario: "latency", Events: len(ids), Deliveries: len(ids), Seconds: d.Seconds(),
+		AcknowledgedPerSec: perSec(len(ids), d), DeliveredPerSec: perSec(len(ids)-lost, d),
+		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()),
+		Note: fmt.Sprintf("%d/s for %s; from acknowledgement to arrival", b.cfg.Rate, b.cfg.Duration)}
+	r.P50ms, r.P99ms, r.P999ms = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 0.999)
+	if len(lat) > 0 {
+		r.Maxms = lat[len(lat)-1]
+	}
+	return r, nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// isolation compares healthy channels' delivery rate with and without 10%
+// of channels that never answer.
+func (b *bench) isolation(ctx context.Context) (Result, error) {
+	run := func(dead int) (float64, int, int, error) {
+		rc, err := newReceiver()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer rc.close()
+		h, err := b.startHerald(ctx, nil)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer h.stop()
+		secrets := map[string]string{}
+		var healthy, hang []string
+		for i := range 20 {
+			p := "/iso/" + strconv.Itoa(i)
+			if secrets[p], err = h.channel(rc.url+p, map[string]any{"timeout_s": 2, "max_in_flight": 16}); err != nil {
+				return 0, 0, 0, err
+			}
+			if i < dead {
+				hang = append(hang, p)
+			} else {
+				healthy = append(healthy, p)
+			}
+		}
+		if err := rc.reset(secrets, hang); err != nil {
+			return 0, 0, 0, err
+		}
+		n := max(1, b.cfg.Events/20)
+		start := time.Now()
+		ids, _, err := b.publishAll(ctx, h, n)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		want := int64(n * len(healthy))
+		rc.waitFor(ctx, want, time.Duration(n)*time.Millisecond+time.Minute)
+		d := time.Since(start)
+		lost, dups := rc.tally(healthy, ids)
+		return perSec(int(want)-lost, d), lost, dups, nil
+	}
+	base, _, _, err := run(0)
+	if err != nil {
+		return Result{}, err
+	}
+	withDead, lost, dups, err := run(2)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Scenario: "isolation", Events: max(1, b.cfg.Events/20), Deliveries: max(1, b.cfg.Events/20) * 18,
+		DeliveredPerSec: withDead, Lost: lost, Duplicates: dups}
+	if base > 0 {
+		r.Note = fmt.Sprintf("healthy channels kept %.0f%% of their rate with 2 of 20 channels hanging (%.0f/s without)", 100*withDead/base, base)
+	}
+	return r, nil
+}
+
+// backlog builds a backlog of pending deliveries with delivery held back,
+// then drains it, sampling the process's resident memory.
+func (b *bench) backlog(ctx context.Context) (Result, error) {
+	rc, err := newReceiver()
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.close()
+	gate := make(chan struct{})
+	h, err := b.startHerald(ctx, gate)
+	if err != nil {
+		return Result{}, err
+	}
+	defer h.stop()
+	secret, err := h.channel(rc.url+"/backlog", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := rc.reset(map[string]string{"/backlog": secret}, nil); err != nil {
+		return Result{}, err
+	}
+	n := b.cfg.Backlog
+	item, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
+	ids := make([]string, 0, n)
+	for len(ids) < n && ctx.Err() == nil {
+		size := min(1000, n-len(ids))
+		batch := bytes.Repeat(append(append([]byte{}, item...), ','), size)
+		body := append(append([]byte(`{"events":[`), batch[:len(batch)-1]...), ']', '}')
+		var res struct {
+			Events []struct {
+				ID string `json:"id"`
+			} `json:"events"`
+		}
+		if err := h.do("POST", "/events/batch", h.key, json.RawMessage(body), &res); err != nil {
+			return Result{}, err
+		}
+		for _, e := range res.Events {
+			ids = append(ids, e.ID)
+		}
+	}
+	slices.Sort(ids)
+	rc.mu.Lock()
+	rc.index, rc.counts = ids, make([]uint8, len(ids))
+	rc.mu.Unlock()
+	before := rss()
+	stopSampling := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		p := before
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				peak <- p
+				return
+			case <-t.C:
+				p = max(p, rss())
+			}
+		}
+	}()
+	start := time.Now()
+	close(gate)
+	rc.waitFor(ctx, int64(n), time.Duration(n)*time.Millisecond+time.Minute)
+	d := time.Since(start)
+	close(stopSampling)
+	p := <-peak
+	lost, dups := rc.tally([]string{"/backlog"}, ids)
+	return Result{Scenario: "backlog", Events: n, Deliveries: n, Seconds: d.Seconds(), DeliveredPerSec: perSec(n-lost, d),
+		PeakRSSBytes: p, Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()),
+		Note: fmt.Sprintf("RSS %d MiB before draining", before>>20)}, nil
+}
+
+// rss is this process's resident memory in bytes (Linux), 0 elsewhere.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
