@@ -176,8 +176,8 @@ type receiver struct {
 	// memory the backlog scenario measures.
 	index  []string
 	counts []uint8
-	count    atomic.Int64
-	bad      atomic.Int64
+	count  atomic.Int64
+	bad    atomic.Int64
 }
 
 func newReceiver() (*receiver, error) {
@@ -335,7 +335,7 @@ func (b *bench) startHerald(ctx context.Context, gate <-chan struct{}) (*herald,
 	go func() { _ = srv.Run(runCtx); close(done) }()
 	h := &herald{srv: srv, base: "http://" + srv.Addr(),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}, Timeout: 5 * time.Minute},
-		stop: func() { cancel(); <-done; os.RemoveAll(dir) }}
+		stop:   func() { cancel(); <-done; os.RemoveAll(dir) }}
 	// A fresh tenant per scenario keeps runs on one PostgreSQL apart.
 	tenant := fmt.Sprintf("bench%d", time.Now().UnixNano())
 	var t struct {
