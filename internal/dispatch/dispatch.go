@@ -98,15 +98,22 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		n := d.claimAndStart(ctx, workCtx, &wg)
-		if n > 0 && int(d.inflight.Load()) < d.cfg.Concurrency {
-			continue // a full claim may mean more are due
+		n, limit := d.claimAndStart(ctx, workCtx, &wg)
+		if n > 0 && n == limit {
+			continue // a full claim: more may be due
 		}
 		select {
 		case <-ctx.Done():
 		case <-d.wake:
-		case <-d.freed:
 		case <-ticker.C:
+		case <-d.freed:
+			// A finished request frees one slot; claiming for each alone
+			// would cost a write per delivery. Let a few more finish.
+			select {
+			case <-ctx.Done():
+			case <-d.wake:
+			case <-time.After(freedDebounce):
+			}
 		}
 	}
 	done := make(chan struct{})
@@ -120,21 +127,28 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-func (d *Dispatcher) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) int {
+// freedDebounce is how long the loop lets finished requests accumulate
+// before claiming for their slots.
+const freedDebounce = 2 * time.Millisecond
+
+// claimAndStart claims up to the free slots and starts a request for each;
+// it returns how many it claimed and how many it asked for.
+func (d *Dispatcher) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) (n, limit int) {
 	free := d.cfg.Concurrency - int(d.inflight.Load())
 	if free <= 0 {
-		return 0
+		return 0, 0
 	}
+	limit = min(free, d.cfg.ClaimBatch)
 	claims, err := d.cfg.Store.ClaimDeliveries(ctx, herald.ClaimParams{
 		Now:        d.cfg.Clock.Now(),
-		Limit:      min(free, d.cfg.ClaimBatch),
+		Limit:      limit,
 		LeaseSlack: d.cfg.LeaseSlack,
 	})
 	if err != nil {
 		if ctx.Err() == nil {
 			d.cfg.Logger.Error("claim deliveries", "err", err)
 		}
-		return 0
+		return 0, limit
 	}
 	for _, c := range claims {
 		d.inflight.Add(1)
@@ -145,7 +159,7 @@ func (d *Dispatcher) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGr
 			d.deliver(workCtx, c)
 		}()
 	}
-	return len(claims)
+	return len(claims), limit
 }
 
 func (d *Dispatcher) slotFreed() {

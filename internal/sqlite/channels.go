@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -64,7 +63,7 @@ func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO channels(`+channelCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
 		return err
 	})
@@ -72,7 +71,7 @@ func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
 
 // GetChannel finds a tenant's channel.
 func (s *Store) GetChannel(ctx context.Context, tenantID, id string) (*herald.Channel, error) {
-	c, err := scanChannel(s.r.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	c, err := scanChannel(s.queryRow(ctx, `SELECT `+channelCols+` FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	return c, notFound(err)
 }
 
@@ -90,7 +89,7 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE channels SET name = ?, url = ?, headers = ?, policy = ?, timeout_s = ?, enabled = ?,
 			disabled_reason = ?, max_in_flight = ?, rate_limit_per_sec = ?, secrets = ?, updated_at = ?
 			WHERE tenant_id = ? AND id = ?`,
@@ -111,7 +110,7 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 // failPending ends every pending, not in-flight delivery of a channel. An
 // in-flight one finishes its attempt and is then failed by the dispatcher,
 // which sees the channel disabled.
-func failPending(tx *sql.Tx, channelID, reason string, at time.Time) error {
+func failPending(tx *wtx, channelID, reason string, at time.Time) error {
 	_, err := tx.Exec(`UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ?, updated_at = ?
 		WHERE channel_id = ? AND status = 'pending' AND lease_until IS NULL`, reason, ts(at), channelID)
 	return err
@@ -120,7 +119,7 @@ func failPending(tx *sql.Tx, channelID, reason string, at time.Time) error {
 // DeleteChannel removes a channel and its subscriptions and fails its
 // pending deliveries; the deliveries stay in the log.
 func (s *Store) DeleteChannel(ctx context.Context, tenantID, id string, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND channel_id = ?`, tenantID, id); err != nil {
 			return err
 		}
@@ -164,7 +163,7 @@ func jsonList(v []string) string {
 
 // CreateSubscription stores a subscription; its channel must exist.
 func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		if err := channelExists(tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -174,7 +173,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription
 	})
 }
 
-func channelExists(tx *sql.Tx, tenantID, id string) error {
+func channelExists(tx *wtx, tenantID, id string) error {
 	var one int
 	if err := tx.QueryRow(`SELECT 1 FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&one); err != nil {
 		if notFound(err) == herald.ErrNotFound {
@@ -187,7 +186,7 @@ func channelExists(tx *sql.Tx, tenantID, id string) error {
 
 // GetSubscription finds a subscription.
 func (s *Store) GetSubscription(ctx context.Context, tenantID, id string) (*herald.Subscription, error) {
-	sub, err := scanSub(s.r.QueryRowContext(ctx, `SELECT `+subCols+` FROM subscriptions WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	sub, err := scanSub(s.queryRow(ctx, `SELECT `+subCols+` FROM subscriptions WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	return sub, notFound(err)
 }
 
@@ -207,7 +206,7 @@ func (s *Store) querySubs(ctx context.Context, q string, args ...any) ([]herald.
 
 // UpdateSubscription writes a subscription's mutable fields.
 func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		if err := channelExists(tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -223,7 +222,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 
 // DeleteSubscription removes a subscription.
 func (s *Store) DeleteSubscription(ctx context.Context, tenantID, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return err
@@ -240,7 +239,7 @@ func (s *Store) Routes(ctx context.Context, tenantID string) (*herald.Routes, er
 	if err != nil {
 		return nil, err
 	}
-	disabled, err := disabledTypes(ctx, s.r, tenantID)
+	disabled, err := s.disabledTypes(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -30,7 +29,7 @@ func scanDelivery(sc scanner) (*herald.Delivery, error) {
 
 // GetDelivery finds a delivery.
 func (s *Store) GetDelivery(ctx context.Context, tenantID, id string) (*herald.Delivery, error) {
-	d, err := scanDelivery(s.r.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	d, err := scanDelivery(s.queryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	return d, notFound(err)
 }
 
@@ -61,7 +60,7 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.De
 
 // ListAttempts lists a delivery's attempts, oldest first.
 func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]herald.Attempt, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
+	rows, err := s.query(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
 		error_class, error, trigger FROM attempts WHERE tenant_id = ? AND delivery_id = ? ORDER BY number, id`, tenantID, deliveryID)
 	if err != nil {
 		return nil, err
@@ -86,7 +85,7 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 // free of races.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
 	var claims []herald.Claim
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var err error
 		claims, err = claim(tx, p)
 		return err
@@ -94,7 +93,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 	return claims, err
 }
 
-func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
+func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	now := ts(p.Now)
 	busy := map[string]int{}
 	var saturated []any
@@ -121,8 +120,8 @@ func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 		AND (lease_until IS NULL OR lease_until <= ?)`
 	args := []any{now, now}
 	if len(saturated) > 0 {
-		q += ` AND channel_id NOT IN (` + placeholders(len(saturated)) + `)`
-		args = append(args, saturated...)
+		q += ` AND channel_id NOT IN (SELECT value FROM json_each(?))`
+		args = append(args, idList(saturated))
 	}
 	q += ` ORDER BY next_attempt_at LIMIT ?`
 	args = append(args, p.Limit*2)
@@ -187,9 +186,10 @@ func claim(tx *sql.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 }
 
 // rateSlots reads the next rate slot of the rate-limited channels among ids.
-func rateSlots(tx *sql.Tx, ids map[string]bool) (map[string]time.Time, error) {
+func rateSlots(tx *wtx, ids map[string]bool) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
-	rows, err := tx.Query(`SELECT id, COALESCE(rate_next_at, 0) FROM channels WHERE rate_limit_per_sec > 0 AND id IN (`+placeholders(len(ids))+`)`, keys(ids)...)
+	rows, err := tx.Query(`SELECT id, COALESCE(rate_next_at, 0) FROM channels WHERE rate_limit_per_sec > 0
+		AND id IN (SELECT value FROM json_each(?))`, idList(keys(ids)))
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +213,10 @@ func keys(m map[string]bool) []any {
 	return out
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
 
-func channelsByID(tx *sql.Tx, ids []any) (map[string]*herald.Channel, error) {
+func channelsByID(tx *wtx, ids []any) (map[string]*herald.Channel, error) {
 	out := make(map[string]*herald.Channel, len(ids))
-	rows, err := tx.Query(`SELECT `+channelCols+` FROM channels WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+	rows, err := tx.Query(`SELECT `+channelCols+` FROM channels WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +231,9 @@ func channelsByID(tx *sql.Tx, ids []any) (map[string]*herald.Channel, error) {
 	return out, rows.Err()
 }
 
-func eventsByID(tx *sql.Tx, ids []any) (map[string]*herald.Event, error) {
+func eventsByID(tx *wtx, ids []any) (map[string]*herald.Event, error) {
 	out := make(map[string]*herald.Event, len(ids))
-	rows, err := tx.Query(`SELECT `+eventCols+` FROM events WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+	rows, err := tx.Query(`SELECT `+eventCols+` FROM events WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +250,7 @@ func eventsByID(tx *sql.Tx, ids []any) (map[string]*herald.Event, error) {
 
 // CompleteDeliveries records attempts and new delivery states.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		ins, err := tx.Prepare(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
 			error_class, error, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
@@ -298,13 +295,9 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore t
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		args := []any{ts(notBefore)}
-		for _, id := range ids {
-			args = append(args, id)
-		}
+	return s.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL, next_attempt_at = max(next_attempt_at, ?)
-			WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+			WHERE id IN (SELECT value FROM json_each(?))`, ts(notBefore), idList(ids))
 		return err
 	})
 }
@@ -312,7 +305,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore t
 // LeaseDelivery leases a finished delivery for one manual attempt.
 func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, until time.Time) (*herald.Claim, error) {
 	var c *herald.Claim
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var lease sql.NullInt64
 		d, err := scanDelivery(tx.QueryRow(`SELECT `+deliveryCols+` FROM deliveries WHERE tenant_id = ? AND id = ?`, tenantID, id))
 		if err != nil {
@@ -355,7 +348,7 @@ func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, unt
 // RecoverDeliveries re-queues a channel's failed deliveries since a time.
 func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID string, since, now time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var enabled int
 		var reason string
 		err := tx.QueryRow(`SELECT enabled, disabled_reason FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, channelID).Scan(&enabled, &reason)

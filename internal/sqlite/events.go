@@ -13,7 +13,7 @@ import (
 // Publish writes events and their deliveries in one transaction.
 func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, error) {
 	results := make([]herald.PublishResult, len(pubs))
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		for i := range pubs {
 			r, err := publishOne(tx, &pubs[i])
 			if err != nil {
@@ -33,7 +33,7 @@ func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]heral
 	return results, nil
 }
 
-func publishOne(tx *sql.Tx, p *herald.Publication) (herald.PublishResult, error) {
+func publishOne(tx *wtx, p *herald.Publication) (herald.PublishResult, error) {
 	e := &p.Event
 	if e.IdempotencyKey != "" {
 		var hash []byte
@@ -102,7 +102,7 @@ func scanEvent(sc scanner) (*herald.Event, error) {
 
 // GetEvent finds an event.
 func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (*herald.Event, error) {
-	e, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	e, err := scanEvent(s.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	return e, notFound(err)
 }
 

@@ -38,7 +38,7 @@ func (q *query) page(p herald.Page) {
 
 // list runs a query on the readers and scans every row.
 func list[T any](ctx context.Context, s *Store, q *query, scan func(scanner) (*T, error)) ([]T, error) {
-	rows, err := s.r.QueryContext(ctx, q.sql.String(), q.args...)
+	rows, err := s.query(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 
 // CreateTenant stores a tenant with its first key.
 func (s *Store) CreateTenant(ctx context.Context, t *herald.Tenant, key *herald.APIKey) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`INSERT INTO tenants(id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, ts(t.CreatedAt)); err != nil {
 			if isUnique(err) {
 				return &herald.ConflictError{Detail: fmt.Sprintf("tenant %q already exists; choose another id", t.ID)}
@@ -24,7 +24,7 @@ func (s *Store) CreateTenant(ctx context.Context, t *herald.Tenant, key *herald.
 	})
 }
 
-func insertKey(tx *sql.Tx, k *herald.APIKey) error {
+func insertKey(tx *wtx, k *herald.APIKey) error {
 	_, err := tx.Exec(`INSERT INTO api_keys(id, tenant_id, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, k.Prefix, k.Hash, ts(k.CreatedAt))
 	if err != nil {
@@ -41,7 +41,7 @@ func isUnique(err error) bool {
 func (s *Store) GetTenant(ctx context.Context, id string) (*herald.Tenant, error) {
 	var t herald.Tenant
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE id = ?`, id).Scan(&t.ID, &t.Name, &created)
+	err := s.queryRow(ctx, `SELECT id, name, created_at FROM tenants WHERE id = ?`, id).Scan(&t.ID, &t.Name, &created)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -64,12 +64,12 @@ func (s *Store) ListTenants(ctx context.Context, p herald.Page) ([]herald.Tenant
 
 // CreateAPIKey adds a key to a tenant.
 func (s *Store) CreateAPIKey(ctx context.Context, k *herald.APIKey) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return insertKey(tx, k) })
+	return s.write(ctx, func(tx *wtx) error { return insertKey(tx, k) })
 }
 
 // ListAPIKeys lists a tenant's keys, newest first.
 func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]herald.APIKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY id DESC`, tenantID)
+	rows, err := s.query(ctx, `SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY id DESC`, tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]herald.APIK
 
 // RevokeAPIKey revokes a key.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?`, ts(at), tenantID, id)
 		if err != nil {
 			return err
@@ -103,7 +103,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string, at time.T
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*herald.APIKey, error) {
 	var k herald.APIKey
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, prefix, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).
+	err := s.queryRow(ctx, `SELECT id, tenant_id, prefix, created_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash).
 		Scan(&k.ID, &k.TenantID, &k.Prefix, &created)
 	if err != nil {
 		return nil, notFound(err)
@@ -125,7 +125,7 @@ func mustAffect(res sql.Result) error {
 
 // CreateEventType stores a tenant's custom type.
 func (s *Store) CreateEventType(ctx context.Context, tenantID string, et *herald.EventType) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO event_types(tenant_id, name, grp, title, description, schema, example, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			tenantID, et.Name, et.Group, et.Title, et.Description, nullJSON(et.Schema), nullJSON(et.Example), time.Now().UnixNano())
 		if isUnique(err) {
@@ -144,7 +144,7 @@ func nullJSON(b json.RawMessage) any {
 
 // ListEventTypes returns the tenant's custom types.
 func (s *Store) ListEventTypes(ctx context.Context, tenantID string) ([]herald.EventType, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, grp, title, description, schema, example FROM event_types WHERE tenant_id = ? ORDER BY name`, tenantID)
+	rows, err := s.query(ctx, `SELECT name, grp, title, description, schema, example FROM event_types WHERE tenant_id = ? ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (s *Store) ListEventTypes(ctx context.Context, tenantID string) ([]herald.E
 
 // SetEventTypeEnabled turns a type on or off for a tenant.
 func (s *Store) SetEventTypeEnabled(ctx context.Context, tenantID, name string, enabled bool) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO event_toggles(tenant_id, name, enabled) VALUES (?, ?, ?)
 			ON CONFLICT(tenant_id, name) DO UPDATE SET enabled = excluded.enabled`, tenantID, name, b2i(enabled))
 		return err
@@ -179,15 +179,11 @@ func (s *Store) SetEventTypeEnabled(ctx context.Context, tenantID, name string, 
 
 // DisabledEventTypes lists the types a tenant turned off.
 func (s *Store) DisabledEventTypes(ctx context.Context, tenantID string) ([]string, error) {
-	return disabledTypes(ctx, s.r, tenantID)
+	return s.disabledTypes(ctx, tenantID)
 }
 
-type querier interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}
-
-func disabledTypes(ctx context.Context, db querier, tenantID string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT name FROM event_toggles WHERE tenant_id = ? AND enabled = 0 ORDER BY name`, tenantID)
+func (s *Store) disabledTypes(ctx context.Context, tenantID string) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT name FROM event_toggles WHERE tenant_id = ? AND enabled = 0 ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, err
 	}
