@@ -42,10 +42,12 @@ type Store struct {
 	lock   *os.File
 	log    *slog.Logger
 	closed sync.Once
+	wstmts stmtCache
+	rstmts stmtCache
 }
 
 type writeOp struct {
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *wtx) error
 	done chan error
 }
 
@@ -85,7 +87,10 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
+	// Writes are serialised by the write loop; the second connection only
+	// lets statements be prepared while a transaction is open (see stmt.go).
+	w.SetMaxOpenConns(2)
+	w.SetMaxIdleConns(2)
 	w.SetConnMaxIdleTime(0)
 	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
 	if err != nil {
@@ -158,6 +163,8 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
+	s.wstmts.close()
+	s.rstmts.close()
 	err := errors.Join(s.r.Close(), s.w.Close())
 	s.lock.Close()
 	return err
@@ -174,7 +181,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // write runs fn in the shared write transaction and waits for the commit.
 // Once queued, fn runs and commits whatever the caller's context does, so
 // the answer always matches what is stored.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	op := writeOp{fn: fn, done: make(chan error, 1)}
 	select {
 	case s.ops <- op:
@@ -222,13 +229,14 @@ func (s *Store) writeLoop() {
 func (s *Store) commit(batch []writeOp) {
 	ctx := context.Background()
 	errs := make([]error, len(batch))
-	tx, err := s.w.BeginTx(ctx, nil)
+	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		for _, op := range batch {
 			op.done <- fmt.Errorf("%w: begin: %v", herald.ErrUnavailable, err)
 		}
 		return
 	}
+	tx := &wtx{tx: sqlTx, s: s}
 	single := len(batch) == 1
 	for i, op := range batch {
 		if single {
@@ -249,11 +257,11 @@ func (s *Store) commit(batch []writeOp) {
 		}
 	}
 	if single && errs[0] != nil {
-		_ = tx.Rollback()
+		_ = sqlTx.Rollback()
 		batch[0].done <- errs[0]
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		for _, op := range batch {
 			op.done <- fmt.Errorf("%w: commit: %v", herald.ErrUnavailable, err)
 		}
@@ -267,7 +275,7 @@ func (s *Store) commit(batch []writeOp) {
 // Setting reads a server-wide setting.
 func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := s.queryRow(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", herald.ErrNotFound
 	}
@@ -277,7 +285,7 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 // SetSettingIfAbsent stores a setting unless one exists.
 func (s *Store) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
 	var out string
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`INSERT INTO settings(name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, name, value); err != nil {
 			return err
 		}
