@@ -17,6 +17,11 @@ type Store interface {
 	EventStore
 	DeliveryStore
 
+	// ConfigVersion changes whenever something publishing or authentication
+	// reads changes: tenants, API keys, custom event types, toggles,
+	// channels and subscriptions. Callers cache those reads per version;
+	// a change made by any process is seen at the next call.
+	ConfigVersion(ctx context.Context) (int64, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// Setting reads a server-wide setting; ErrNotFound when unset.

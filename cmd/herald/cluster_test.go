@@ -333,3 +333,40 @@ func TestConcurrentMigrate(t *testing.T) {
 		t.Fatalf("migrations applied %d times in all, want each of the 2 once", applied)
 	}
 }
+
+// TestClusterConfigSeenEverywhere: each process caches configuration, yet
+// a change made through one process holds on the next request to another.
+func TestClusterConfigSeenEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	db := testenv.PostgresDB(t)
+	rc, _ := countingReceiver(t, 0)
+	procs := cluster(t, db, 2)
+	a, b := procs[0], procs[1]
+	key := a.mustPost(t, "/v1/tenants", testAdminKey, map[string]any{"id": "acme", "name": "Acme"}, 201)["api_key"].(string)
+	event := map[string]any{"type": "order.completed", "data": orderData}
+	if m := b.mustPost(t, "/v1/tenants/acme/events", key, event, 202); m["deliveries"].(float64) != 0 {
+		t.Fatalf("before any channel: %v", m)
+	}
+	ch := a.mustPost(t, "/v1/tenants/acme/channels", key, map[string]any{"name": "a", "url": rc.URL + "/a"}, 201)["id"].(string)
+	a.mustPost(t, "/v1/tenants/acme/subscriptions", key, map[string]any{"channel_id": ch, "event_types": []string{"order.*"}}, 201)
+	if m := b.mustPost(t, "/v1/tenants/acme/events", key, event, 202); m["deliveries"].(float64) != 1 {
+		t.Fatalf("a subscription made through one process was not used by the other: %v", m)
+	}
+	if status, m, err := a.request("PATCH", "/v1/tenants/acme/event-types/order.completed", key, map[string]any{"enabled": false}); err != nil || status != 200 {
+		t.Fatalf("toggle: %d %v %v", status, m, err)
+	}
+	if m := b.mustPost(t, "/v1/tenants/acme/events", key, event, 202); m["suppressed"] != true {
+		t.Fatalf("a toggle made through one process was not seen by the other: %v", m)
+	}
+	keys := a.mustPost(t, "/v1/tenants/acme/api-keys", key, map[string]any{}, 201)
+	second := keys["api_key"].(string)
+	b.mustPost(t, "/v1/tenants/acme/events", second, event, 202)
+	if status, _, err := a.request("DELETE", "/v1/tenants/acme/api-keys/"+keys["id"].(string), key, nil); err != nil || status != 204 {
+		t.Fatalf("revoke: %d %v", status, err)
+	}
+	if status, _, _ := b.post("/v1/tenants/acme/events", second, event); status != 401 {
+		t.Fatalf("a key revoked through one process still works on the other: %d", status)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -44,6 +45,10 @@ type Config struct {
 // Server holds the API's handlers.
 type Server struct {
 	Config
+
+	keysMu      sync.Mutex
+	keys        map[[32]byte]string // key hash -> tenant, as of keysVersion
+	keysVersion int64
 }
 
 // New returns the API server.
@@ -162,7 +167,7 @@ func (s *Server) authed(h handler) http.Handler {
 			h(w, r, principal{admin: true})
 			return
 		}
-		k, err := s.Store.APIKeyByHash(r.Context(), sum[:])
+		tenantID, err := s.keyTenant(r.Context(), sum)
 		if errors.Is(err, herald.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
 			problem(w, http.StatusUnauthorized, "Unauthorized", "the API key is unknown or revoked", nil)
@@ -172,8 +177,37 @@ func (s *Server) authed(h handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		h(w, r, principal{tenantID: k.TenantID})
+		h(w, r, principal{tenantID: tenantID})
 	})
+}
+
+// keyTenant finds the tenant of an API key by its hash. Known keys are
+// cached per config version, which every key change moves, so a revoked
+// key stops working at once on every process.
+func (s *Server) keyTenant(ctx context.Context, sum [32]byte) (string, error) {
+	v, err := s.Store.ConfigVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	s.keysMu.Lock()
+	if s.keys == nil || s.keysVersion != v || len(s.keys) > 100_000 {
+		s.keys, s.keysVersion = map[[32]byte]string{}, v
+	}
+	tenantID, ok := s.keys[sum]
+	s.keysMu.Unlock()
+	if ok {
+		return tenantID, nil
+	}
+	k, err := s.Store.APIKeyByHash(ctx, sum[:])
+	if err != nil {
+		return "", err // unknown keys are not cached: guessing must not fill memory
+	}
+	s.keysMu.Lock()
+	if s.keysVersion == v {
+		s.keys[sum] = k.TenantID
+	}
+	s.keysMu.Unlock()
+	return k.TenantID, nil
 }
 
 // tenant resolves {tenant} for p: a tenant key sees only its own tenant;

@@ -61,10 +61,12 @@ func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO channels(`+channelCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
-		c.ID, c.TenantID, c.Kind, c.Name, c.URL, headers, policy, c.TimeoutS, c.Enabled, c.DisabledReason, c.MaxInFlight,
-		c.RateLimitPerSec, secrets, c.CreatedAt, c.UpdatedAt)
-	return mapErr(err)
+	return s.configTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO channels(`+channelCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
+			c.ID, c.TenantID, c.Kind, c.Name, c.URL, headers, policy, c.TimeoutS, c.Enabled, c.DisabledReason, c.MaxInFlight,
+			c.RateLimitPerSec, secrets, c.CreatedAt, c.UpdatedAt)
+		return err
+	})
 }
 
 // GetChannel finds a tenant's channel.
@@ -98,7 +100,7 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.configTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE channels SET name = $1, url = $2, headers = $3, policy = $4, timeout_s = $5, enabled = $6,
 			disabled_reason = $7, max_in_flight = $8, rate_limit_per_sec = $9, secrets = $10, updated_at = $11
 			WHERE tenant_id = $12 AND id = $13`,
@@ -127,7 +129,7 @@ func failPending(ctx context.Context, tx pgx.Tx, channelID, reason string, at ti
 // DeleteChannel removes a channel and its subscriptions and fails its
 // pending deliveries.
 func (s *Store) DeleteChannel(ctx context.Context, tenantID, id string, at time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.configTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM subscriptions WHERE tenant_id = $1 AND channel_id = $2`, tenantID, id); err != nil {
 			return err
 		}
@@ -176,7 +178,7 @@ func channelExists(ctx context.Context, tx pgx.Tx, tenantID, id string) error {
 
 // CreateSubscription stores a subscription; its channel must exist.
 func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.configTx(ctx, func(tx pgx.Tx) error {
 		if err := channelExists(ctx, tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -216,7 +218,7 @@ func (s *Store) querySubs(ctx context.Context, sql string, args ...any) ([]heral
 
 // UpdateSubscription writes a subscription's mutable fields.
 func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.configTx(ctx, func(tx pgx.Tx) error {
 		if err := channelExists(ctx, tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -235,14 +237,13 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 
 // DeleteSubscription removes a subscription.
 func (s *Store) DeleteSubscription(ctx context.Context, tenantID, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM subscriptions WHERE tenant_id = $1 AND id = $2`, tenantID, id)
-	if err != nil {
-		return mapErr(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return herald.ErrNotFound
-	}
-	return nil
+	return s.configTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM subscriptions WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return herald.ErrNotFound
+		}
+		return err
+	})
 }
 
 // Routes reads a tenant's routing table.

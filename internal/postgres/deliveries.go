@@ -245,6 +245,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 					c.DisableChannel, d.UpdatedAt, d.ChannelID)
 				b.Queue(`UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $1, updated_at = $2
 					WHERE channel_id = $3 AND status = 'pending' AND lease_until IS NULL`, "channel disabled: "+c.DisableChannel, d.UpdatedAt, d.ChannelID)
+				b.Queue(bumpConfig)
 			}
 		}
 		return tx.SendBatch(ctx, b).Close()

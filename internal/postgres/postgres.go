@@ -189,6 +189,29 @@ func isUnique(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// bumpConfig moves the config version in a transaction that changes
+// configuration.
+const bumpConfig = `UPDATE config_version SET version = version + 1 WHERE id = 1`
+
+// configTx is tx for configuration changes: it moves the config version
+// in the same transaction.
+func (s *Store) configTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, bumpConfig)
+		return err
+	})
+}
+
+// ConfigVersion reads the config version.
+func (s *Store) ConfigVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM config_version WHERE id = 1`).Scan(&v)
+	return v, mapErr(err)
+}
+
 // Setting reads a server-wide setting.
 func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 	var v string

@@ -13,7 +13,7 @@ import (
 
 // CreateTenant stores a tenant with its first key.
 func (s *Store) CreateTenant(ctx context.Context, t *herald.Tenant, key *herald.APIKey) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.configTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO tenants(id, name, created_at) VALUES ($1, $2, $3)`, t.ID, t.Name, t.CreatedAt); err != nil {
 			if isUnique(err) {
 				return &herald.ConflictError{Detail: fmt.Sprintf("tenant %q already exists; choose another id", t.ID)}
@@ -63,7 +63,7 @@ func (s *Store) ListTenants(ctx context.Context, p herald.Page) ([]herald.Tenant
 
 // CreateAPIKey adds a key to a tenant.
 func (s *Store) CreateAPIKey(ctx context.Context, k *herald.APIKey) error {
-	return s.tx(ctx, func(tx pgx.Tx) error { return insertKey(ctx, tx, k) })
+	return s.configTx(ctx, func(tx pgx.Tx) error { return insertKey(ctx, tx, k) })
 }
 
 // ListAPIKeys lists a tenant's keys, newest first.
@@ -83,14 +83,13 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]herald.APIK
 
 // RevokeAPIKey revokes a key.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3`, at, tenantID, id)
-	if err != nil {
-		return mapErr(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return herald.ErrNotFound
-	}
-	return nil
+	return s.configTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3`, at, tenantID, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return herald.ErrNotFound
+		}
+		return err
+	})
 }
 
 // APIKeyByHash finds an unrevoked key.
@@ -106,13 +105,15 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*herald.APIKey, 
 
 // CreateEventType stores a tenant's custom type.
 func (s *Store) CreateEventType(ctx context.Context, tenantID string, et *herald.EventType) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO event_types(tenant_id, name, grp, title, description, schema, example, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, now())`,
-		tenantID, et.Name, et.Group, et.Title, et.Description, nullJSON(et.Schema), nullJSON(et.Example))
-	if isUnique(err) {
-		return &herald.ConflictError{Detail: fmt.Sprintf("event type %q already exists for this tenant", et.Name)}
-	}
-	return mapErr(err)
+	return s.configTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO event_types(tenant_id, name, grp, title, description, schema, example, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, now())`,
+			tenantID, et.Name, et.Group, et.Title, et.Description, nullJSON(et.Schema), nullJSON(et.Example))
+		if isUnique(err) {
+			return &herald.ConflictError{Detail: fmt.Sprintf("event type %q already exists for this tenant", et.Name)}
+		}
+		return err
+	})
 }
 
 func nullJSON(b json.RawMessage) *string {
@@ -149,9 +150,11 @@ func (s *Store) ListEventTypes(ctx context.Context, tenantID string) ([]herald.E
 
 // SetEventTypeEnabled turns a type on or off for a tenant.
 func (s *Store) SetEventTypeEnabled(ctx context.Context, tenantID, name string, enabled bool) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO event_toggles(tenant_id, name, enabled) VALUES ($1, $2, $3)
-		ON CONFLICT (tenant_id, name) DO UPDATE SET enabled = excluded.enabled`, tenantID, name, enabled)
-	return mapErr(err)
+	return s.configTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO event_toggles(tenant_id, name, enabled) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant_id, name) DO UPDATE SET enabled = excluded.enabled`, tenantID, name, enabled)
+		return err
+	})
 }
 
 // DisabledEventTypes lists the types a tenant turned off.

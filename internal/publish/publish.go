@@ -57,6 +57,48 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	schemas map[string]*schema.Validator // by schema text
+	tenants map[string]*tenantConfig
+}
+
+// tenantConfig is what publishing reads of a tenant's configuration, as of
+// one config version.
+type tenantConfig struct {
+	version int64
+	custom  []herald.EventType
+	routes  *herald.Routes
+}
+
+// maxCachedTenants bounds the configuration cache; past it, it starts over.
+const maxCachedTenants = 10_000
+
+// config returns the tenant's custom types and routes, read again only
+// when the store's config version has moved.
+func (p *Publisher) config(ctx context.Context, tenantID string) (*tenantConfig, error) {
+	v, err := p.store.ConfigVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	c := p.tenants[tenantID]
+	p.mu.Unlock()
+	if c != nil && c.version == v {
+		return c, nil
+	}
+	// Read after the version: what is read is at least that new.
+	c = &tenantConfig{version: v}
+	if c.custom, err = p.store.ListEventTypes(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	if c.routes, err = p.store.Routes(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if p.tenants == nil || len(p.tenants) >= maxCachedTenants {
+		p.tenants = map[string]*tenantConfig{}
+	}
+	p.tenants[tenantID] = c
+	p.mu.Unlock()
+	return c, nil
 }
 
 // New returns a Publisher; wake is called after each commit that created
@@ -70,13 +112,14 @@ func (p *Publisher) EventType(ctx context.Context, tenantID, name string) (*hera
 	if et, ok := p.catalog.Lookup(name); ok {
 		return &et, nil
 	}
-	custom, err := p.store.ListEventTypes(ctx, tenantID)
+	cfg, err := p.config(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
-	for i := range custom {
-		if custom[i].Name == name {
-			return &custom[i], nil
+	for i := range cfg.custom {
+		if cfg.custom[i].Name == name {
+			et := cfg.custom[i]
+			return &et, nil
 		}
 	}
 	return nil, herald.ErrNotFound
@@ -87,22 +130,19 @@ func (p *Publisher) EventType(ctx context.Context, tenantID, name string) (*hera
 // reported together and nothing is stored.
 func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, prefix func(i int) string) ([]herald.PublishResult, error) {
 	now := p.clock.Now()
-	custom, err := p.store.ListEventTypes(ctx, tenantID)
+	cfg, err := p.config(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	verr := &herald.ValidationError{}
 	events := make([]herald.Event, len(ins))
 	for i := range ins {
-		events[i] = p.validate(verr, prefix(i), tenantID, &ins[i], custom, now)
+		events[i] = p.validate(verr, prefix(i), tenantID, &ins[i], cfg.custom, now)
 	}
 	if err := verr.Err(); err != nil {
 		return nil, err
 	}
-	routes, err := p.store.Routes(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
+	routes := cfg.routes
 	pubs := make([]herald.Publication, len(ins))
 	for i := range events {
 		pubs[i] = herald.Publication{Event: events[i], RequestHash: ins[i].RequestHash, IdempotencyTTL: IdempotencyTTL}

@@ -63,7 +63,7 @@ func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO channels(`+channelCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
 		return err
 	})
@@ -89,7 +89,7 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE channels SET name = ?, url = ?, headers = ?, policy = ?, timeout_s = ?, enabled = ?,
 			disabled_reason = ?, max_in_flight = ?, rate_limit_per_sec = ?, secrets = ?, updated_at = ?
 			WHERE tenant_id = ? AND id = ?`,
@@ -119,7 +119,7 @@ func failPending(tx *wtx, channelID, reason string, at time.Time) error {
 // DeleteChannel removes a channel and its subscriptions and fails its
 // pending deliveries; the deliveries stay in the log.
 func (s *Store) DeleteChannel(ctx context.Context, tenantID, id string, at time.Time) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND channel_id = ?`, tenantID, id); err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func jsonList(v []string) string {
 
 // CreateSubscription stores a subscription; its channel must exist.
 func (s *Store) CreateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		if err := channelExists(tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (s *Store) querySubs(ctx context.Context, q string, args ...any) ([]herald.
 
 // UpdateSubscription writes a subscription's mutable fields.
 func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		if err := channelExists(tx, sub.TenantID, sub.ChannelID); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *herald.Subscription
 
 // DeleteSubscription removes a subscription.
 func (s *Store) DeleteSubscription(ctx context.Context, tenantID, id string) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND id = ?`, tenantID, id)
 		if err != nil {
 			return err

@@ -250,7 +250,13 @@ func eventsByID(tx *wtx, ids []any) (map[string]*herald.Event, error) {
 
 // CompleteDeliveries records attempts and new delivery states.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
-	return s.write(ctx, func(tx *wtx) error {
+	write := s.write
+	for _, c := range cs {
+		if c.DisableChannel != "" {
+			write = s.configWrite // a channel gets disabled
+		}
+	}
+	return write(ctx, func(tx *wtx) error {
 		ins, err := tx.Prepare(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
 			error_class, error, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +45,9 @@ type Store struct {
 	closed sync.Once
 	wstmts stmtCache
 	rstmts stmtCache
+	// config counts configuration changes; only this process writes the
+	// database, so it knows every change without reading.
+	config atomic.Int64
 }
 
 type writeOp struct {
@@ -271,6 +275,19 @@ func (s *Store) commit(batch []writeOp) {
 		op.done <- errs[i]
 	}
 }
+
+// configWrite is write for configuration: once committed, the config
+// version moves, so caches keyed by it reload.
+func (s *Store) configWrite(ctx context.Context, fn func(tx *wtx) error) error {
+	err := s.write(ctx, fn)
+	if err == nil {
+		s.config.Add(1)
+	}
+	return err
+}
+
+// ConfigVersion changes after every configuration change.
+func (s *Store) ConfigVersion(context.Context) (int64, error) { return s.config.Load(), nil }
 
 // Setting reads a server-wide setting.
 func (s *Store) Setting(ctx context.Context, name string) (string, error) {

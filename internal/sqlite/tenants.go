@@ -13,7 +13,7 @@ import (
 
 // CreateTenant stores a tenant with its first key.
 func (s *Store) CreateTenant(ctx context.Context, t *herald.Tenant, key *herald.APIKey) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`INSERT INTO tenants(id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, ts(t.CreatedAt)); err != nil {
 			if isUnique(err) {
 				return &herald.ConflictError{Detail: fmt.Sprintf("tenant %q already exists; choose another id", t.ID)}
@@ -64,7 +64,7 @@ func (s *Store) ListTenants(ctx context.Context, p herald.Page) ([]herald.Tenant
 
 // CreateAPIKey adds a key to a tenant.
 func (s *Store) CreateAPIKey(ctx context.Context, k *herald.APIKey) error {
-	return s.write(ctx, func(tx *wtx) error { return insertKey(tx, k) })
+	return s.configWrite(ctx, func(tx *wtx) error { return insertKey(tx, k) })
 }
 
 // ListAPIKeys lists a tenant's keys, newest first.
@@ -90,7 +90,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]herald.APIK
 
 // RevokeAPIKey revokes a key.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string, at time.Time) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?`, ts(at), tenantID, id)
 		if err != nil {
 			return err
@@ -125,7 +125,7 @@ func mustAffect(res sql.Result) error {
 
 // CreateEventType stores a tenant's custom type.
 func (s *Store) CreateEventType(ctx context.Context, tenantID string, et *herald.EventType) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO event_types(tenant_id, name, grp, title, description, schema, example, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			tenantID, et.Name, et.Group, et.Title, et.Description, nullJSON(et.Schema), nullJSON(et.Example), time.Now().UnixNano())
 		if isUnique(err) {
@@ -170,7 +170,7 @@ func (s *Store) ListEventTypes(ctx context.Context, tenantID string) ([]herald.E
 
 // SetEventTypeEnabled turns a type on or off for a tenant.
 func (s *Store) SetEventTypeEnabled(ctx context.Context, tenantID, name string, enabled bool) error {
-	return s.write(ctx, func(tx *wtx) error {
+	return s.configWrite(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO event_toggles(tenant_id, name, enabled) VALUES (?, ?, ?)
 			ON CONFLICT(tenant_id, name) DO UPDATE SET enabled = excluded.enabled`, tenantID, name, b2i(enabled))
 		return err

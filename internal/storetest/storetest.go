@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListFiltersAndPages", testLists},
 		{"TenantScoping", testScoping},
 		{"Settings", testSettings},
+		{"ConfigVersion", testConfigVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -667,4 +668,56 @@ func testRateSchedule(t *testing.T, f *fixture) {
 			t.Errorf("lease %v ends before send time %v plus the timeout", cl.LeaseUntil, cl.SendAt)
 		}
 	}
+}
+
+// testConfigVersion: every change publishing or authentication depends on
+// moves the version; publishing and delivering do not.
+func testConfigVersion(t *testing.T, f *fixture) {
+	version := func() int64 {
+		v, err := f.s.ConfigVersion(f.ctx)
+		must(t, err)
+		return v
+	}
+	last := version()
+	moved := func(what string) {
+		t.Helper()
+		if v := version(); v == last {
+			t.Errorf("%s did not move the config version", what)
+		} else {
+			last = v
+		}
+	}
+	f.tenant("a")
+	moved("creating a tenant")
+	c := f.channel("a")
+	moved("creating a channel")
+	s := f.sub("a", c.ID, "*")
+	moved("creating a subscription")
+	must(t, f.s.UpdateSubscription(f.ctx, s))
+	moved("updating a subscription")
+	must(t, f.s.SetEventTypeEnabled(f.ctx, "a", "x.y", false))
+	moved("a toggle")
+	must(t, f.s.CreateEventType(f.ctx, "a", &herald.EventType{Name: "q.r", Group: "q", Title: "Q"}))
+	moved("a custom type")
+	sum := sha256.Sum256([]byte("k2"))
+	k := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, f.now), TenantID: "a", Prefix: "hk", Hash: sum[:], CreatedAt: f.now}
+	must(t, f.s.CreateAPIKey(f.ctx, k))
+	moved("creating a key")
+	must(t, f.s.RevokeAPIKey(f.ctx, "a", k.ID, f.now))
+	moved("revoking a key")
+	r := f.publish("a", "x.z", c.ID)
+	if version() != last {
+		t.Error("publishing moved the config version")
+	}
+	cl := claimOne(t, f, r.DeliveryIDs[0])
+	f.complete(cl, herald.StatusFailed, nil, herald.DisabledGone)
+	moved("a channel disabled by a 410")
+	must(t, f.s.DeleteSubscription(f.ctx, "a", s.ID))
+	moved("deleting a subscription")
+	ch, err := f.s.GetChannel(f.ctx, "a", c.ID)
+	must(t, err)
+	must(t, f.s.UpdateChannel(f.ctx, ch))
+	moved("updating a channel")
+	must(t, f.s.DeleteChannel(f.ctx, "a", c.ID, f.now))
+	moved("deleting a channel")
 }
