@@ -124,7 +124,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		args = append(args, idList(saturated))
 	}
 	q += ` ORDER BY next_attempt_at LIMIT ?`
-	args = append(args, p.Limit*2)
+	args = append(args, p.Limit)
 	rows, err = tx.Query(q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find due deliveries: %w", err)
