@@ -1,0 +1,52 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"runtime/pprof"
+	"testing"
+)
+
+// TestSmoke runs every scenario small: the checks (nothing lost, every
+// signature valid) are what matter here, not the speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every scenario")
+	}
+	results, err := Run(context.Background(), Config{Events: 2000, Backlog: 3000, Rate: 200, Duration: 2e9, Concurrency: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(Scenarios) {
+		t.Fatalf("%d results for %d scenarios", len(results), len(Scenarios))
+	}
+	for _, r := range results {
+		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 {
+			t.Errorf("%s: %+v", r.Scenario, r)
+		}
+		t.Logf("%-9s delivered/s %8.0f  x raw %.3f  p99 %.1f ms  peak RSS %d MiB  dup %d", r.Scenario, r.DeliveredPerSec, r.RatioToRaw, r.P99ms, r.PeakRSSBytes>>20, r.Duplicates)
+	}
+}
+
+// TestProfileBurst writes a CPU profile of the burst scenario when
+// HERALD_PROFILE names a file.
+func TestProfileBurst(t *testing.T) {
+	out := os.Getenv("HERALD_PROFILE")
+	if out == "" {
+		t.Skip("set HERALD_PROFILE=cpu.out to profile the burst scenario")
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Run(context.Background(), Config{Scenarios: []string{"burst"}, Events: 20000})
+	pprof.StopCPUProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", rs)
+}
