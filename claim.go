@@ -1,6 +1,27 @@
 package herald
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
+
+// RetryConflict says why a delivery cannot be retried by hand now, or
+// returns nil. leaseUntil is its current lease, if it has one. A manual
+// attempt that a crash cut off (pending, leased once, never rescheduled)
+// may be retried once its lease has passed.
+func RetryConflict(d *Delivery, leaseUntil *time.Time, now time.Time) error {
+	if leaseUntil != nil && leaseUntil.After(now) {
+		return &ConflictError{Detail: "an attempt of this delivery is in progress; wait for it to finish"}
+	}
+	if d.Status != StatusPending || (d.Manual && d.NextAttemptAt == nil) {
+		return nil
+	}
+	when := "soon"
+	if d.NextAttemptAt != nil {
+		when = "at " + d.NextAttemptAt.Format(time.RFC3339)
+	}
+	return &ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is %s", when)}
+}
 
 // PickClaims decides which due deliveries a claim takes, the same way in
 // every store: in the candidates' order, up to p.Limit, within each

@@ -160,9 +160,8 @@ type DeliveryStore interface {
 	// disables channels where asked, in one transaction.
 	CompleteDeliveries(ctx context.Context, cs []Completion) error
 	// ReleaseDeliveries drops the leases of deliveries that were claimed but
-	// not attempted. They are due again at once, or not before notBefore
-	// when it is set (a channel's rate limit postpones them).
-	ReleaseDeliveries(ctx context.Context, ids []string, notBefore time.Time) error
+	// not attempted (shutdown cut them off), so they are due again at once.
+	ReleaseDeliveries(ctx context.Context, ids []string) error
 	// LeaseDelivery leases one finished delivery for a manual attempt; a
 	// pending delivery is ErrConflict.
 	LeaseDelivery(ctx context.Context, tenantID, id string, now, until time.Time) (*Claim, error)

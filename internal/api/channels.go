@@ -129,8 +129,9 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 		c.MaxInFlight = *in.MaxInFlight
 	}
 	if in.RateLimitPerSec != nil {
-		if *in.RateLimitPerSec < 0 || *in.RateLimitPerSec > 100000 {
-			verr.Add("rate_limit_per_sec", "must be between 0 (no limit) and 100000")
+		// Below one request in 1,000 s a rate is a stopped channel: disable it instead.
+		if r := *in.RateLimitPerSec; r < 0 || r > 100000 || (r > 0 && r < 0.001) {
+			verr.Add("rate_limit_per_sec", "must be 0 (no limit) or between 0.001 and 100000 requests a second")
 		}
 		c.RateLimitPerSec = *in.RateLimitPerSec
 	}

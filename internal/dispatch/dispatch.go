@@ -181,14 +181,14 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 	if wait := c.SendAt.Sub(d.cfg.Clock.Now()); !c.SendAt.IsZero() && wait > 0 {
 		select {
 		case <-ctx.Done():
-			d.release(c, time.Time{})
+			d.release(c)
 			return
 		case <-time.After(wait):
 		}
 	}
 	comp, sent := d.attempt(ctx, c, herald.TriggerAuto)
 	if !sent {
-		d.release(c, time.Time{})
+		d.release(c)
 		return
 	}
 	if err := d.completer.complete(comp); err != nil {
@@ -212,8 +212,8 @@ func (d *Dispatcher) finishWithoutAttempt(ctx context.Context, c herald.Claim) {
 	}
 }
 
-func (d *Dispatcher) release(c herald.Claim, notBefore time.Time) {
-	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}, notBefore); err != nil {
+func (d *Dispatcher) release(c herald.Claim) {
+	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}); err != nil {
 		d.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
 	}
 }

@@ -119,12 +119,19 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 	})
 }
 
-// failPending ends every pending delivery of a channel that is not in flight.
+// failPending ends every pending delivery of a channel that is not in
+// flight. Rows a claim has locked are skipped rather than waited for: the
+// claim holds them while it waits for this transaction's channel lock, so
+// waiting would deadlock. The claim then sees the channel disabled or gone
+// and the dispatcher fails those deliveries.
 func failPending(ctx context.Context, tx pgx.Tx, channelID, reason string, at time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $1, updated_at = $2
-		WHERE channel_id = $3 AND status = 'pending' AND lease_until IS NULL`, reason, at, channelID)
+	_, err := tx.Exec(ctx, failPendingSQL, reason, at, channelID)
 	return err
 }
+
+const failPendingSQL = `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $1, updated_at = $2
+	WHERE id IN (SELECT id FROM deliveries WHERE channel_id = $3 AND status = 'pending' AND lease_until IS NULL
+		FOR UPDATE SKIP LOCKED)`
 
 // DeleteChannel removes a channel and its subscriptions and fails its
 // pending deliveries.

@@ -100,9 +100,25 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 }
 
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
+	// A manual attempt (retry, channel test) whose process died never
+	// reported; once its lease has passed it ends as failed, to be retried
+	// by hand. (SQLite does this at start, being the only process.)
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
+		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now); err != nil {
+		return nil, err
+	}
+	// Channels already at their in-flight limit are left out, or a busy
+	// channel's backlog could fill every claim and starve the others.
+	var saturated []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(c.id), '{}') FROM channels c
+		JOIN (SELECT channel_id, count(*) AS n FROM deliveries WHERE lease_until > $1 GROUP BY channel_id) b ON b.channel_id = c.id
+		WHERE b.n >= c.max_in_flight`, p.Now).Scan(&saturated); err != nil {
+		return nil, err
+	}
 	cands, err := collectDeliveries(tx.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries
 		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-		ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`, p.Now, p.Limit*2))
+		AND channel_id <> ALL($3)
+		ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`, p.Now, p.Limit, saturated))
 	if err != nil || len(cands) == 0 {
 		return nil, err
 	}
@@ -243,8 +259,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 			if c.DisableChannel != "" {
 				b.Queue(`UPDATE channels SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`,
 					c.DisableChannel, d.UpdatedAt, d.ChannelID)
-				b.Queue(`UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $1, updated_at = $2
-					WHERE channel_id = $3 AND status = 'pending' AND lease_until IS NULL`, "channel disabled: "+c.DisableChannel, d.UpdatedAt, d.ChannelID)
+				b.Queue(failPendingSQL, "channel disabled: "+c.DisableChannel, d.UpdatedAt, d.ChannelID)
 				b.Queue(bumpConfig)
 			}
 		}
@@ -252,14 +267,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	})
 }
 
-// ReleaseDeliveries drops leases so the deliveries are due again, not
-// before notBefore.
-func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore time.Time) error {
+// ReleaseDeliveries drops leases so the deliveries are due again.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL, next_attempt_at = greatest(next_attempt_at, $2)
-		WHERE id = ANY($1)`, ids, notBefore)
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1)`, ids)
 	if err == nil {
 		_, err = s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
 	}
@@ -278,12 +291,8 @@ func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, unt
 		if err := tx.QueryRow(ctx, `SELECT lease_until FROM deliveries WHERE id = $1`, id).Scan(&lease); err != nil {
 			return err
 		}
-		if lease != nil && lease.After(now) {
-			return &herald.ConflictError{Detail: "an attempt of this delivery is in progress; wait for it to finish"}
-		}
-		if d.Status == herald.StatusPending {
-			return &herald.ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is at %s",
-				d.NextAttemptAt.Format(time.RFC3339))}
+		if err := herald.RetryConflict(&d, lease, now); err != nil {
+			return err
 		}
 		ch, err := scanChannel(tx.QueryRow(ctx, `SELECT `+channelCols+` FROM channels WHERE id = $1`, d.ChannelID))
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -7,10 +7,10 @@ import (
 	"github.com/heraldhq/herald/internal/server"
 )
 
-// TestRateLimitLongerThanLease: when a channel's rate limit makes deliveries
-// wait longer than their lease could cover, they are handed back until
-// their turn instead of waiting while leased — so each is still sent
-// exactly once, at the limit's pace.
+// TestRateLimitLongerThanLease: when a channel's rate limit would make
+// deliveries wait longer than their lease could cover, claims do not take
+// them until their slot is near — so each is still sent exactly once, at
+// the limit's pace.
 func TestRateLimitLongerThanLease(t *testing.T) {
 	h := startHerald(t, func(c *server.Config) { c.LeaseSlack = time.Second }) // at most 0.5 s of waiting while leased
 	tid, key := h.tenant("acme")

@@ -106,13 +106,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("--role %q: use all, api or worker", cfg.Role)
 	}
+	if cfg.Role != RoleAll && cfg.Database == "" {
+		return nil, fmt.Errorf("--role %s needs PostgreSQL (--database postgres://…): with embedded SQLite one process does everything", cfg.Role)
+	}
 	store, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Role != RoleAll && cfg.Database == "" {
-		store.Close()
-		return nil, fmt.Errorf("--role %s needs PostgreSQL (--database postgres://…): with embedded SQLite one process does everything", cfg.Role)
 	}
 	adminHash, err := adminKeyHash(ctx, store, cfg)
 	if err != nil {

@@ -213,7 +213,6 @@ func keys(m map[string]bool) []any {
 	return out
 }
 
-
 func channelsByID(tx *wtx, ids []any) (map[string]*herald.Channel, error) {
 	out := make(map[string]*herald.Channel, len(ids))
 	rows, err := tx.Query(`SELECT `+channelCols+` FROM channels WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
@@ -295,15 +294,13 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	})
 }
 
-// ReleaseDeliveries drops leases so the deliveries are due again, not
-// before notBefore.
-func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string, notBefore time.Time) error {
+// ReleaseDeliveries drops leases so the deliveries are due again.
+func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return s.write(ctx, func(tx *wtx) error {
-		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL, next_attempt_at = max(next_attempt_at, ?)
-			WHERE id IN (SELECT value FROM json_each(?))`, ts(notBefore), idList(ids))
+		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
 		return err
 	})
 }
@@ -320,12 +317,8 @@ func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, unt
 		if err := tx.QueryRow(`SELECT lease_until FROM deliveries WHERE id = ?`, id).Scan(&lease); err != nil {
 			return err
 		}
-		if lease.Valid && lease.Int64 > ts(now) {
-			return &herald.ConflictError{Detail: "an attempt of this delivery is in progress; wait for it to finish"}
-		}
-		if d.Status == herald.StatusPending {
-			return &herald.ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is at %s",
-				d.NextAttemptAt.Format(time.RFC3339))}
+		if err := herald.RetryConflict(d, fromNullTS(lease), now); err != nil {
+			return err
 		}
 		chs, err := channelsByID(tx, []any{d.ChannelID})
 		if err != nil {

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"Idempotency", testIdempotency},
 		{"BatchIsAtomic", testBatchAtomic},
 		{"ClaimLeasesAndLimits", testClaims},
+		{"BusyChannelDoesNotStarveOthers", testNoStarvation},
 		{"RateSchedule", testRateSchedule},
 		{"CompleteAndDisable", testComplete},
 		{"LeaseForManualAttempt", testLeaseDelivery},
@@ -393,18 +394,9 @@ func testClaims(t *testing.T, f *fixture) {
 	for _, cl := range cs[1:] {
 		ids = append(ids, cl.Delivery.ID)
 	}
-	must(t, f.s.ReleaseDeliveries(f.ctx, ids[:1], time.Time{}))
-	later := f.now.Add(time.Minute)
-	must(t, f.s.ReleaseDeliveries(f.ctx, ids[1:], later))
-	for _, x := range f.claim(100) {
-		for _, id := range ids[1:] {
-			if x.Delivery.ID == id {
-				t.Fatal("a delivery released until later was claimed at once")
-			}
-		}
-	}
-	if d := f.delivery("a", ids[1]); d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(later) {
-		t.Fatalf("released until %v: next attempt %v", later, d.NextAttemptAt)
+	must(t, f.s.ReleaseDeliveries(f.ctx, ids))
+	if again := f.claim(100); len(again) != len(ids) {
+		t.Fatalf("after releasing %d deliveries a claim got %d", len(ids), len(again))
 	}
 	// Not yet due deliveries are not claimed; expired leases are.
 	future := f.now.Add(time.Hour)
@@ -459,7 +451,7 @@ func testComplete(t *testing.T, f *fixture) {
 	// A 410 disables the channel and fails its other pending deliveries.
 	f.now = next
 	cl = claimOne(t, f, r1.DeliveryIDs[0])
-	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}, time.Time{}))
+	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}))
 	f.complete(cl, herald.StatusFailed, nil, herald.DisabledGone)
 	ch, err := f.s.GetChannel(f.ctx, "a", c.ID)
 	must(t, err)
@@ -490,6 +482,23 @@ func testLeaseDelivery(t *testing.T, f *fixture) {
 	}
 	_, err = f.s.LeaseDelivery(f.ctx, "b", r.DeliveryIDs[0], f.now, f.now.Add(time.Minute))
 	wantErr(t, err, herald.ErrNotFound)
+
+	// A channel test whose process died mid-attempt: once the lease has
+	// passed it can be retried by hand, and it is never stuck pending.
+	until := f.now.Add(time.Minute)
+	res, err := f.s.Publish(f.ctx, []herald.Publication{{Event: f.event("a", "x.y"), ChannelIDs: []string{c.ID}, LeaseUntil: &until}})
+	must(t, err)
+	test := res[0].DeliveryIDs[0]
+	_, err = f.s.LeaseDelivery(f.ctx, "a", test, f.now, f.now.Add(time.Minute))
+	wantErr(t, err, herald.ErrConflict)
+	f.now = until.Add(time.Second)
+	f.claim(100) // a claim after the lease may end it as failed
+	if d := f.delivery("a", test); d.Status == herald.StatusPending && d.NextAttemptAt != nil {
+		t.Fatalf("interrupted test delivery scheduled automatically: %+v", d)
+	}
+	if _, err := f.s.LeaseDelivery(f.ctx, "a", test, f.now, f.now.Add(time.Minute)); err != nil {
+		t.Fatalf("retrying an interrupted manual attempt: %v", err)
+	}
 }
 
 func testRecover(t *testing.T, f *fixture) {
@@ -720,4 +729,25 @@ func testConfigVersion(t *testing.T, f *fixture) {
 	moved("updating a channel")
 	must(t, f.s.DeleteChannel(f.ctx, "a", c.ID, f.now))
 	moved("deleting a channel")
+}
+
+// testNoStarvation: a channel at its in-flight limit with a long backlog
+// due first must not keep another channel's delivery from being claimed.
+func testNoStarvation(t *testing.T, f *fixture) {
+	f.tenant("a")
+	busy := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 1 })
+	for range 150 {
+		f.publish("a", "x.y", busy.ID)
+	}
+	f.now = f.now.Add(time.Second)
+	other := f.channel("a")
+	r := f.publish("a", "x.y", other.ID)
+	for range 3 {
+		for _, c := range f.claim(50) {
+			if c.Delivery.ID == r.DeliveryIDs[0] {
+				return
+			}
+		}
+	}
+	t.Fatal("the other channel's delivery was not claimed in three claims")
 }
