@@ -473,10 +473,8 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p pri
 		return
 	}
 	f := herald.SubscriptionFilter{ChannelID: r.URL.Query().Get("channel_id")}
-	answerList(s, w, r, pg, func(pg herald.Page) ([]herald.Subscription, error) {
-		return s.Store.ListSubscriptions(r.Context(), tid, f, pg)
-	},
-		func(s herald.Subscription) string { return s.ID })
+	list := func(pg herald.Page) ([]herald.Subscription, error) { return s.Store.ListSubscriptions(r.Context(), tid, f, pg) }
+	answerList(s, w, r, pg, list, func(s herald.Subscription) string { return s.ID })
 }
 
 func (s *Server) subscription(w http.ResponseWriter, r *http.Request, p principal) (*herald.Subscription, bool) {
