@@ -473,7 +473,9 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, p pri
 		return
 	}
 	f := herald.SubscriptionFilter{ChannelID: r.URL.Query().Get("channel_id")}
-	list := func(pg herald.Page) ([]herald.Subscription, error) { return s.Store.ListSubscriptions(r.Context(), tid, f, pg) }
+	list := func(pg herald.Page) ([]herald.Subscription, error) {
+		return s.Store.ListSubscriptions(r.Context(), tid, f, pg)
+	}
 	answerList(s, w, r, pg, list, func(s herald.Subscription) string { return s.ID })
 }
 
