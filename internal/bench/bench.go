@@ -485,28 +485,54 @@ func (b *bench) raw(ctx context.Context) (Result, error) {
 		DeliveredPerSec: perSec(int(rc.count.Load()), d), Lost: int(failed.Load()), RatioToRaw: 1}, nil
 }
 
+// rig is one scenario's set-up: a receiver, a Herald, and a channel per
+// path, subscribed to order.completed, whose secrets the receiver checks.
+type rig struct {
+	rc *receiver
+	h  *herald
+}
+
+// newRig builds a rig. Channels take extra settings; hang lists paths
+// that never answer; gate, when set, holds delivery back.
+func (b *bench) newRig(ctx context.Context, gate <-chan struct{}, paths []string, extra map[string]any, hang []string) (*rig, error) {
+	rc, err := newReceiver()
+	if err != nil {
+		return nil, err
+	}
+	h, err := b.startHerald(ctx, gate)
+	if err != nil {
+		rc.close()
+		return nil, err
+	}
+	r := &rig{rc: rc, h: h}
+	secrets := map[string]string{}
+	for _, p := range paths {
+		if secrets[p], err = h.channel(rc.url+p, extra); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
+	if err := rc.reset(secrets, hang); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *rig) close() {
+	r.h.stop()
+	r.rc.close()
+}
+
 // deliverRun publishes n events to channels paths and waits for all
 // deliveries; it is the core of burst and fanout.
 func (b *bench) deliverRun(ctx context.Context, name string, n int, paths []string) (Result, error) {
-	rc, err := newReceiver()
+	r, err := b.newRig(ctx, nil, paths, nil, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	defer rc.close()
-	h, err := b.startHerald(ctx, nil)
-	if err != nil {
-		return Result{}, err
-	}
-	defer h.stop()
-	secrets := map[string]string{}
-	for _, p := range paths {
-		if secrets[p], err = h.channel(rc.url+p, nil); err != nil {
-			return Result{}, err
-		}
-	}
-	if err := rc.reset(secrets, nil); err != nil {
-		return Result{}, err
-	}
+	defer r.close()
+	rc, h := r.rc, r.h
 	start := time.Now()
 	ids, ackTime, err := b.publishAll(ctx, h, n)
 	if err != nil {
@@ -538,24 +564,15 @@ func (b *bench) fanout(ctx context.Context) (Result, error) {
 // latency publishes at a fixed rate and measures from each publish's
 // acknowledgement to its arrival at the receiver.
 func (b *bench) latency(ctx context.Context) (Result, error) {
-	rc, err := newReceiver()
+	r, err := b.newRig(ctx, nil, []string{"/latency"}, nil, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	defer rc.close()
-	h, err := b.startHerald(ctx, nil)
-	if err != nil {
-		return Result{}, err
-	}
-	defer h.stop()
-	secret, err := h.channel(rc.url+"/latency", nil)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := rc.reset(map[string]string{"/latency": secret}, nil); err != nil {
-		return Result{}, err
-	}
+	defer r.close()
+	rc, h := r.rc, r.h
+	rc.mu.Lock()
 	rc.track = true
+	rc.mu.Unlock()
 	body, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
 	n := int(float64(b.cfg.Rate) * b.cfg.Duration.Seconds())
 	interval := time.Second / time.Duration(b.cfg.Rate)
@@ -604,15 +621,15 @@ func (b *bench) latency(ctx context.Context) (Result, error) {
 	rc.mu.Unlock()
 	lost, dups := rc.tally([]string{"/latency"}, ids)
 	slices.Sort(lat)
-	r := Result{Scenario: "latency", Events: len(ids), Deliveries: len(ids), Seconds: d.Seconds(),
+	res := Result{Scenario: "latency", Events: len(ids), Deliveries: len(ids), Seconds: d.Seconds(),
 		AcknowledgedPerSec: perSec(len(ids), d), DeliveredPerSec: perSec(len(ids)-lost, d),
 		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()),
 		Note: fmt.Sprintf("%d/s for %s; from acknowledgement to arrival", b.cfg.Rate, b.cfg.Duration)}
-	r.P50ms, r.P99ms, r.P999ms = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 0.999)
+	res.P50ms, res.P99ms, res.P999ms = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 0.999)
 	if len(lat) > 0 {
-		r.Maxms = lat[len(lat)-1]
+		res.Maxms = lat[len(lat)-1]
 	}
-	return r, nil
+	return res, nil
 }
 
 func quantile(sorted []float64, q float64) float64 {
@@ -626,32 +643,22 @@ func quantile(sorted []float64, q float64) float64 {
 // of channels that never answer.
 func (b *bench) isolation(ctx context.Context) (Result, error) {
 	run := func(dead int) (float64, int, int, error) {
-		rc, err := newReceiver()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		defer rc.close()
-		h, err := b.startHerald(ctx, nil)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		defer h.stop()
-		secrets := map[string]string{}
-		var healthy, hang []string
+		var all, healthy, hang []string
 		for i := range 20 {
 			p := "/iso/" + strconv.Itoa(i)
-			if secrets[p], err = h.channel(rc.url+p, map[string]any{"timeout_s": 2, "max_in_flight": 16}); err != nil {
-				return 0, 0, 0, err
-			}
+			all = append(all, p)
 			if i < dead {
 				hang = append(hang, p)
 			} else {
 				healthy = append(healthy, p)
 			}
 		}
-		if err := rc.reset(secrets, hang); err != nil {
+		r, err := b.newRig(ctx, nil, all, map[string]any{"timeout_s": 2, "max_in_flight": 16}, hang)
+		if err != nil {
 			return 0, 0, 0, err
 		}
+		defer r.close()
+		rc, h := r.rc, r.h
 		n := max(1, b.cfg.Events/20)
 		start := time.Now()
 		ids, _, err := b.publishAll(ctx, h, n)
@@ -683,24 +690,13 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 // backlog builds a backlog of pending deliveries with delivery held back,
 // then drains it, sampling the process's resident memory.
 func (b *bench) backlog(ctx context.Context) (Result, error) {
-	rc, err := newReceiver()
-	if err != nil {
-		return Result{}, err
-	}
-	defer rc.close()
 	gate := make(chan struct{})
-	h, err := b.startHerald(ctx, gate)
+	r, err := b.newRig(ctx, gate, []string{"/backlog"}, nil, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	defer h.stop()
-	secret, err := h.channel(rc.url+"/backlog", nil)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := rc.reset(map[string]string{"/backlog": secret}, nil); err != nil {
-		return Result{}, err
-	}
+	defer r.close()
+	rc, h := r.rc, r.h
 	n := b.cfg.Backlog
 	item, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
 	ids := make([]string, 0, n)
