@@ -274,7 +274,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, herald.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.Logger.Warn("storage unavailable", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, "Unavailable", "storage is unavailable; nothing was stored, try again", nil)
+		problem(w, http.StatusServiceUnavailable, "Unavailable", "storage is unavailable, so this was not acknowledged; try again (with the same Idempotency-Key a repeat is never stored twice)", nil)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
