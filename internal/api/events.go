@@ -62,7 +62,9 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 		}
 		in.IdempotencyKey = key
 	}
-	in.RequestHash = requestHash(body)
+	if in.IdempotencyKey != "" { // the hash only serves replays
+		in.RequestHash = requestHash(body)
+	}
 	res, err := s.Publisher.Publish(r.Context(), tid, []publish.Input{in}, func(int) string { return "" })
 	if err != nil {
 		s.fail(w, r, err)
@@ -132,7 +134,9 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principa
 				verr.Add(fmt.Sprintf("events[%d]", i), "%v", err)
 			}
 		}
-		inputs[i].RequestHash = requestHash(raw)
+		if inputs[i].IdempotencyKey != "" {
+			inputs[i].RequestHash = requestHash(raw)
+		}
 	}
 	if err := verr.Err(); err != nil {
 		s.fail(w, r, err)

@@ -56,7 +56,7 @@ type Publisher struct {
 	filters filter.Cache
 
 	mu      sync.Mutex
-	schemas map[string]*schema.Validator // by schema text
+	schemas map[string]*schema.Validator // by type (and tenant, for custom types)
 	tenants map[string]*tenantConfig
 }
 
@@ -212,6 +212,7 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		verr.Add(prefix+"idempotency_key", "is %d characters long; use a key of at most %d characters", len(in.IdempotencyKey), MaxIdempotencyKey)
 	}
 	var et *herald.EventType
+	schemaKey := in.Type // built-in types are one per name
 	switch {
 	case in.Type == "":
 		verr.Add(prefix+"type", "is required: name an event type such as \"payment.succeeded\" (GET /v1/event-types lists them)")
@@ -219,7 +220,8 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		if b, ok := p.catalog.Lookup(in.Type); ok {
 			et = &b
 		} else if i := slices.IndexFunc(custom, func(c herald.EventType) bool { return c.Name == in.Type }); i >= 0 {
-			et = &custom[i]
+			// A custom type is one per tenant and name, and never changes.
+			et, schemaKey = &custom[i], tenantID+"\x00"+in.Type
 		} else {
 			verr.Add(prefix+"type", "unknown event type %q; GET /v1/tenants/%s/event-types lists the known ones, or create a custom type", in.Type, tenantID)
 		}
@@ -243,7 +245,7 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 	}
 	e.Data = compact(data)
 	if et != nil && len(et.Schema) > 0 {
-		v, err := p.validator(et.Schema)
+		v, err := p.validator(schemaKey, et.Schema)
 		if err != nil {
 			p.log.Error("event type schema does not compile", "type", et.Name, "err", err)
 		} else {
@@ -255,8 +257,8 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 	return e
 }
 
-func (p *Publisher) validator(raw json.RawMessage) (*schema.Validator, error) {
-	key := string(raw)
+// validator returns the compiled schema of the type named by key.
+func (p *Publisher) validator(key string, raw json.RawMessage) (*schema.Validator, error) {
 	p.mu.Lock()
 	v, ok := p.schemas[key]
 	p.mu.Unlock()
