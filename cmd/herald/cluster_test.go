@@ -387,3 +387,42 @@ func TestClusterConfigSeenEverywhere(t *testing.T) {
 		t.Fatalf("a key revoked through one process still works on the other: %d", status)
 	}
 }
+
+// TestClusterDisableWhileClaiming turns a channel off and on again and
+// again while two processes claim its deliveries: claims lock deliveries
+// then the channel, disabling locks the channel then its deliveries, and
+// neither may deadlock (PostgreSQL would abort one with 40P01, a 500).
+func TestClusterDisableWhileClaiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	db := testenv.PostgresDB(t)
+	rc, _ := countingReceiver(t, time.Millisecond)
+	procs := cluster(t, db, 2)
+	key := setupTenant(t, procs[0], rc.URL, []string{"/a"})
+	var ch string
+	if status, m, err := procs[0].request("GET", "/v1/tenants/acme/channels", key, nil); err != nil || status != 200 {
+		t.Fatalf("list channels: %d %v", status, err)
+	} else {
+		ch = m["data"].([]any)[0].(map[string]any)["id"].(string)
+	}
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		publishBatches(t, procs, key, 4000)
+	}()
+	for i := range 40 {
+		p := procs[i%2]
+		for _, body := range []map[string]any{{"enabled": false}, {"enabled": true}} {
+			if status, m, err := p.request("PATCH", "/v1/tenants/acme/channels/"+ch, key, body); err != nil || status != 200 {
+				t.Fatalf("round %d: PATCH %v answered %d %v %v", i, body, status, m, err)
+			}
+		}
+		if status, m, err := p.post("/v1/tenants/acme/channels/"+ch+"/recover", key, map[string]any{"since": since}); err != nil || status != 202 {
+			t.Fatalf("round %d: recover answered %d %v %v", i, status, m, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	<-done
+}
