@@ -28,12 +28,16 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-// TestProfileBurst writes a CPU profile of the burst scenario when
-// HERALD_PROFILE names a file.
-func TestProfileBurst(t *testing.T) {
+// TestProfile writes a CPU profile of one scenario when HERALD_PROFILE
+// names a file: HERALD_PROFILE_SCENARIO picks it (default burst).
+func TestProfile(t *testing.T) {
 	out := os.Getenv("HERALD_PROFILE")
 	if out == "" {
-		t.Skip("set HERALD_PROFILE=cpu.out to profile the burst scenario")
+		t.Skip("set HERALD_PROFILE=cpu.out (and HERALD_PROFILE_SCENARIO) to profile a scenario")
+	}
+	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
+	if scenario == "" {
+		scenario = "burst"
 	}
 	f, err := os.Create(out)
 	if err != nil {
@@ -43,7 +47,7 @@ func TestProfileBurst(t *testing.T) {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := Run(context.Background(), Config{Scenarios: []string{"burst"}, Events: 20000})
+	rs, err := Run(context.Background(), Config{Scenarios: []string{scenario}, Events: 20000, Backlog: 300000})
 	pprof.StopCPUProfile()
 	if err != nil {
 		t.Fatal(err)
