@@ -24,8 +24,6 @@ type Store interface {
 	ConfigVersion(ctx context.Context) (int64, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
-	// Setting reads a server-wide setting; ErrNotFound when unset.
-	Setting(ctx context.Context, name string) (string, error)
 	// SetSettingIfAbsent stores a setting unless it exists, and returns the
 	// value in force afterwards.
 	SetSettingIfAbsent(ctx context.Context, name, value string) (string, error)

@@ -85,17 +85,8 @@ func NewSender(guard *target.Guard, userAgent string) *Sender {
 // Close drops idle connections.
 func (s *Sender) Close() { s.client.CloseIdleConnections() }
 
-// Payload is the body Herald sends: the Standard Webhooks envelope.
-type Payload struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Timestamp string          `json:"timestamp"`
-	Source    string          `json:"source"`
-	Data      json.RawMessage `json:"data"`
-}
-
 // Body encodes an event as the compact JSON body that is signed and sent:
-// the Payload fields in order. It is written by hand because encoding/json
+// {"id","type","timestamp","source","data"}, in that order. It is written by hand because encoding/json
 // re-validates and re-compacts the data on every send (a third of Send's
 // time in the burst profile); the data was checked and compacted when it
 // was published, and is stored as it came out.

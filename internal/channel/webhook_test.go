@@ -8,6 +8,16 @@ import (
 	"github.com/heraldhq/herald"
 )
 
+// Payload is the body as encoding/json would write it: the oracle Body is
+// checked against.
+type Payload struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Timestamp string          `json:"timestamp"`
+	Source    string          `json:"source"`
+	Data      json.RawMessage `json:"data"`
+}
+
 func testEvent(data string) *herald.Event {
 	return &herald.Event{ID: "evt_01JD000000000000000000000", Type: "order.completed", Source: "shop",
 		OccurredAt: time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.FixedZone("x", 3600)), Data: json.RawMessage(data)}

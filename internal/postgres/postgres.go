@@ -212,13 +212,6 @@ func (s *Store) ConfigVersion(ctx context.Context) (int64, error) {
 	return v, mapErr(err)
 }
 
-// Setting reads a server-wide setting.
-func (s *Store) Setting(ctx context.Context, name string) (string, error) {
-	var v string
-	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
-	return v, mapErr(err)
-}
-
 // SetSettingIfAbsent stores a setting unless one exists.
 func (s *Store) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
 	var out string

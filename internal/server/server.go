@@ -211,9 +211,6 @@ func adminKeyHash(ctx context.Context, store herald.Store, cfg Config) ([]byte, 
 // Addr is the address the API listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Store is the server's store (for tests and tools).
-func (s *Server) Store() herald.Store { return s.store }
-
 // Run serves until ctx ends, then stops gracefully: the listener closes,
 // requests in progress finish, in-flight deliveries finish or are released,
 // and the store closes after its last write.

@@ -292,16 +292,6 @@ func (s *Store) configWrite(ctx context.Context, fn func(tx *wtx) error) error {
 // ConfigVersion changes after every configuration change.
 func (s *Store) ConfigVersion(context.Context) (int64, error) { return s.config.Load(), nil }
 
-// Setting reads a server-wide setting.
-func (s *Store) Setting(ctx context.Context, name string) (string, error) {
-	var v string
-	err := s.queryRow(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", herald.ErrNotFound
-	}
-	return v, err
-}
-
 // SetSettingIfAbsent stores a setting unless one exists.
 func (s *Store) SetSettingIfAbsent(ctx context.Context, name, value string) (string, error) {
 	var out string
