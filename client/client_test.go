@@ -21,16 +21,14 @@ const adminKey = "client-test-admin-key-0123"
 // TestClientAgainstRealServer drives a whole flow through the client
 // against a real Herald and a real receiver.
 func TestClientAgainstRealServer(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Open(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminKey: adminKey,
+	ctx := context.Background()
+	srv, stop, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminKey: adminKey,
 		AllowedTargetCIDRs: "127.0.0.0/8", PollInterval: 20 * time.Millisecond, Synchronous: "NORMAL"},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 
 	got := make(chan *http.Request, 10)
 	bodies := make(chan []byte, 10)

@@ -91,16 +91,14 @@ func TestConfigPrecedence(t *testing.T) {
 // TestRemoteCommands publishes and inspects through the CLI against a real
 // server.
 func TestRemoteCommands(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Open(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminKey: testAdminKey,
+	ctx := context.Background()
+	srv, stop, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminKey: testAdminKey,
 		AllowedTargetCIDRs: "127.0.0.0/8", PollInterval: 20 * time.Millisecond, Synchronous: "NORMAL"},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 	defer rc.Close()
 

@@ -325,17 +325,14 @@ func (b *bench) startHerald(ctx context.Context, gate <-chan struct{}) (*herald,
 	}
 	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir, Database: b.cfg.Database, AdminKey: adminKey,
 		AllowedTargetCIDRs: "127.0.0.0/8", DeliveryGate: gate, ShutdownTimeout: 5 * time.Second}
-	srv, err := server.Open(ctx, cfg, b.cfg.Log)
+	srv, stop, err := server.Start(ctx, cfg, b.cfg.Log)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Run(runCtx); close(done) }()
 	h := &herald{srv: srv, base: "http://" + srv.Addr(),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}, Timeout: 5 * time.Minute},
-		stop:   func() { cancel(); <-done; os.RemoveAll(dir) }}
+		stop:   func() { _ = stop(); os.RemoveAll(dir) }}
 	// A fresh tenant per scenario keeps runs on one PostgreSQL apart.
 	tenant := fmt.Sprintf("bench%d", time.Now().UnixNano())
 	var t struct {

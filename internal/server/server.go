@@ -208,6 +208,24 @@ func adminKeyHash(ctx context.Context, store herald.Store, cfg Config) ([]byte, 
 	return hex.DecodeString(stored)
 }
 
+// Start opens a server and runs it in the background, for tests and the
+// benchmark; stop ends it gracefully (once) and returns Run's error.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (srv *Server, stop func() error, err error) {
+	srv, err = Open(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	var once sync.Once
+	var runErr error
+	return srv, func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}, nil
+}
+
 // Addr is the address the API listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
