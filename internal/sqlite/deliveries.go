@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -96,54 +97,86 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	now := ts(p.Now)
 	busy := map[string]int{}
-	var saturated []any
-	rows, err := tx.Query(`SELECT d.channel_id, count(*), COALESCE(c.max_in_flight, 0) FROM deliveries d
-		LEFT JOIN channels c ON c.id = d.channel_id WHERE d.lease_until > ? GROUP BY d.channel_id`, now)
+	rows, err := tx.Query(`SELECT channel_id, count(*) FROM deliveries WHERE lease_until > ? GROUP BY channel_id`, now)
 	if err != nil {
 		return nil, fmt.Errorf("count in-flight: %w", err)
 	}
 	for rows.Next() {
 		var ch string
-		var n, maxN int
-		if err := rows.Scan(&ch, &n, &maxN); err != nil {
+		var n int
+		if err := rows.Scan(&ch, &n); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		busy[ch] = n
-		if maxN > 0 && n >= maxN {
-			saturated = append(saturated, ch)
-		}
 	}
 	rows.Close()
 
-	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
-		AND (lease_until IS NULL OR lease_until <= ?)`
-	args := []any{now, now}
-	if len(saturated) > 0 {
-		q += ` AND channel_id NOT IN (SELECT value FROM json_each(?))`
-		args = append(args, idList(saturated))
-	}
-	q += ` ORDER BY next_attempt_at LIMIT ?`
-	args = append(args, p.Limit)
-	rows, err = tx.Query(q, args...)
+	// The channels with due deliveries, oldest first: a skip scan of the
+	// pending index that seeks once per channel, however long its backlog.
+	// (Named, the index keeps the planner off deliveries_channel, whose
+	// min(channel_id) would walk every finished delivery.)
+	rows, err = tx.Query(`WITH RECURSIVE ch(id) AS (
+			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending')
+			UNION ALL
+			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending' AND channel_id > ch.id)
+			FROM ch WHERE ch.id IS NOT NULL),
+		d(id, due) AS MATERIALIZED (SELECT id, (SELECT min(next_attempt_at) FROM deliveries
+			WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= ?)) FROM ch WHERE id IS NOT NULL)
+		SELECT d.id, COALESCE(c.max_in_flight, 0) FROM d LEFT JOIN channels c ON c.id = d.id WHERE d.due <= ? ORDER BY d.due`, now, now)
 	if err != nil {
-		return nil, fmt.Errorf("find due deliveries: %w", err)
+		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
-	var cands []herald.Delivery
-	chanIDs := map[string]bool{}
+	type dueChannel struct {
+		id          string
+		maxInFlight int // 0 for a deleted channel
+	}
+	var due []dueChannel
 	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
+		var c dueChannel
+		if err := rows.Scan(&c.id, &c.maxInFlight); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		cands = append(cands, *d)
-		chanIDs[d.ChannelID] = true
+		due = append(due, c)
 	}
 	rows.Close()
+
+	// Each channel offers at most its free slots, so a busy channel's
+	// backlog cannot fill the claim and starve the others.
+	var cands []herald.Delivery
+	chanIDs := map[string]bool{}
+	for _, ch := range due {
+		if len(cands) >= p.Limit {
+			break
+		}
+		n := p.Limit - len(cands)
+		if ch.maxInFlight > 0 {
+			n = min(n, ch.maxInFlight-busy[ch.id])
+		}
+		if n <= 0 {
+			continue
+		}
+		rows, err := tx.Query(`SELECT `+deliveryCols+` FROM deliveries WHERE channel_id = ? AND status = 'pending'
+			AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?`, ch.id, now, now, n)
+		if err != nil {
+			return nil, fmt.Errorf("find due deliveries: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			cands = append(cands, *d)
+			chanIDs[d.ChannelID] = true
+		}
+		rows.Close()
+	}
 	if len(cands) == 0 {
 		return nil, nil
 	}
+	slices.SortStableFunc(cands, func(a, b herald.Delivery) int { return a.NextAttemptAt.Compare(*b.NextAttemptAt) })
 
 	channels, err := channelsByID(tx, keys(chanIDs))
 	if err != nil {
