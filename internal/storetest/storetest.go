@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchIsAtomic", testBatchAtomic},
 		{"ClaimLeasesAndLimits", testClaims},
 		{"BusyChannelDoesNotStarveOthers", testNoStarvation},
+		{"DeletedChannelsDeliveriesAreClaimed", testOrphanClaimed},
 		{"RateSchedule", testRateSchedule},
 		{"CompleteAndDisable", testComplete},
 		{"LeaseForManualAttempt", testLeaseDelivery},
@@ -746,4 +747,24 @@ func testNoStarvation(t *testing.T, f *fixture) {
 		}
 	}
 	t.Fatal("the other channel's delivery was not claimed in three claims")
+}
+
+// testOrphanClaimed: a delivery in flight when its channel was deleted and
+// then released is still claimed (without a channel), so the dispatcher can
+// end it instead of leaving it pending for ever.
+func testOrphanClaimed(t *testing.T, f *fixture) {
+	f.tenant("a")
+	gone := f.channel("a")
+	kept := f.channel("a")
+	r := f.publish("a", "x.y", gone.ID)
+	f.publish("a", "x.y", kept.ID)
+	if cs := f.claim(10); len(cs) != 2 {
+		t.Fatalf("claimed %d, want 2", len(cs))
+	}
+	must(t, f.s.DeleteChannel(f.ctx, "a", gone.ID, f.now))
+	must(t, f.s.ReleaseDeliveries(f.ctx, r.DeliveryIDs))
+	cs := f.claim(10)
+	if len(cs) != 1 || cs[0].Delivery.ID != r.DeliveryIDs[0] || cs[0].Channel != nil {
+		t.Fatalf("claimed %+v, want the deleted channel's delivery without a channel", cs)
+	}
 }
