@@ -75,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	})
 
 	a := s.authed
+	mux.Handle("GET /v1/whoami", a(s.whoami))
 	mux.Handle("GET /v1/event-types", a(s.listCatalog))
 	mux.Handle("POST /v1/tenants", a(s.createTenant))
 	mux.Handle("GET /v1/tenants", a(s.listTenants))
@@ -117,6 +118,12 @@ func (s *Server) Handler() http.Handler {
 		problem(w, http.StatusNotFound, "Not found", fmt.Sprintf("no API route %s %s; see /openapi.yaml for the routes", r.Method, r.URL.Path), nil)
 	})
 	return s.recoverer(mux)
+}
+
+// whoami says whose key the request carries: the operator's, or a
+// tenant's and which tenant (what a sign-in needs to know).
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p principal) {
+	writeJSON(w, http.StatusOK, map[string]any{"operator": p.admin, "tenant_id": p.tenantID})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

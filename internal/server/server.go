@@ -28,6 +28,7 @@ import (
 	"github.com/heraldhq/herald/internal/publish"
 	"github.com/heraldhq/herald/internal/sqlite"
 	"github.com/heraldhq/herald/internal/target"
+	"github.com/heraldhq/herald/internal/web"
 )
 
 // Version is Herald's version, set at build time.
@@ -79,6 +80,9 @@ type Server struct {
 // settingAdminKeyHash keeps the hash of a generated operator key, so a key
 // printed on first start keeps working after restarts.
 const settingAdminKeyHash = "admin_key_sha256"
+
+// settingSessionKey keeps the key that seals dashboard session cookies.
+const settingSessionKey = "dashboard_session_key"
 
 // Open prepares a server and binds its listener; Run serves.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
@@ -137,6 +141,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	handler := apiSrv.Handler()
 	if cfg.Role == RoleWorker {
 		handler = healthOnly(handler)
+	} else {
+		handler, err = withDashboard(ctx, store, handler, cfg.Clock, log)
+		if err != nil {
+			ln.Close()
+			store.Close()
+			return nil, err
+		}
 	}
 	return &Server{
 		cfg: cfg, log: log, store: store, disp: disp, sender: sender, listener: ln,
@@ -179,6 +190,34 @@ func healthOnly(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// withDashboard serves the dashboard at / and the API at its own paths.
+// The key that seals dashboard sessions is kept in the database, so every
+// process of a deployment shares it and sessions survive restarts.
+func withDashboard(ctx context.Context, store herald.Store, apiHandler http.Handler, clock herald.Clock, log *slog.Logger) (http.Handler, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	stored, err := store.SetSettingIfAbsent(ctx, settingSessionKey, hex.EncodeToString(b))
+	if err != nil {
+		return nil, fmt.Errorf("store dashboard session key: %w", err)
+	}
+	key, err := hex.DecodeString(stored)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard session key in the database: %w", err)
+	}
+	dash, err := web.New(web.Config{API: apiHandler, SessionKey: key, Clock: clock, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", dash.Handler())
+	for _, p := range []string{"/v1/", "/healthz", "/readyz", "/openapi.yaml"} {
+		mux.Handle(p, apiHandler)
+	}
+	return mux, nil
 }
 
 // adminKeyHash decides the operator key: the configured one, else the one

@@ -1,0 +1,111 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// apiError is a problem+json answer of the API.
+type apiError struct {
+	Status int          `json:"status"`
+	Title  string       `json:"title"`
+	Detail string       `json:"detail"`
+	Errors []fieldError `json:"errors"`
+}
+
+type fieldError struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Detail)
+	if b.Len() == 0 {
+		b.WriteString(e.Title)
+	}
+	for _, f := range e.Errors {
+		fmt.Fprintf(&b, "; %s %s", f.Field, f.Detail)
+	}
+	return b.String()
+}
+
+// field returns the API's complaint about one field, if any.
+func (e *apiError) field(name string) string {
+	for _, f := range e.Errors {
+		if f.Field == name {
+			return f.Detail
+		}
+	}
+	return ""
+}
+
+// recorder is the smallest http.ResponseWriter: the API answers into it.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+// call sends one request to the API in process, as the session's key, and
+// decodes its JSON answer into out. An answer of 400 or more comes back as
+// an *apiError.
+func (s *Server) call(r *http.Request, sess *session, method, path string, in, out any) error {
+	var body io.Reader = http.NoBody
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), method, path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+sess.Key)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.RemoteAddr = r.RemoteAddr
+	rec := &recorder{header: http.Header{}}
+	s.cfg.API.ServeHTTP(rec, req)
+	if rec.status >= 400 {
+		aerr := &apiError{Status: rec.status}
+		if err := json.Unmarshal(rec.body.Bytes(), aerr); err != nil {
+			aerr.Detail = strings.TrimSpace(rec.body.String())
+		}
+		aerr.Status = rec.status
+		return aerr
+	}
+	if out == nil || rec.body.Len() == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// list is the API's answer for a list.
+type list[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
