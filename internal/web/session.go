@@ -131,7 +131,13 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderSignin(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	// Keep the token a browser already holds: another tab, or a request it
+	// makes on its own (a favicon sent here to sign in), must not replace
+	// the token of the form on screen.
 	token := randomToken()
+	if c, err := r.Cookie(signinCookie); err == nil && len(c.Value) >= 32 {
+		token = c.Value
+	}
 	setCookie(w, r, signinCookie, token, 3600)
 	s.render(w, r, status, "signin", &page{Title: "Sign in", CSRF: token, Error: msg, Data: map[string]string{"Next": safeNext(r.FormValue("next"))}})
 }
