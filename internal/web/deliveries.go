@@ -228,7 +228,12 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, sess *ses
 		s.fail(w, r, sess, err)
 		return
 	}
-	done(w, r, "/t/"+url.PathEscape(t)+"/deliveries/"+url.PathEscape(id), retryMessage(res.Delivery, res.Attempt))
+	to := "/t/" + url.PathEscape(t) + "/deliveries/" + url.PathEscape(id)
+	if res.Delivery.Status != herald.StatusSucceeded {
+		doneBadly(w, r, to, retryMessage(res.Delivery, res.Attempt))
+		return
+	}
+	done(w, r, to, retryMessage(res.Delivery, res.Attempt))
 }
 
 // retryMessage sums up a manual attempt in one line.

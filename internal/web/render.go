@@ -136,6 +136,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if p.Flash == "" {
 		p.Flash = r.URL.Query().Get("ok")
 	}
+	if p.Error == "" {
+		p.Error = r.URL.Query().Get("err")
+	}
 	if p.Session != nil && p.CSRF == "" {
 		p.CSRF = p.Session.CSRF
 	}
@@ -199,11 +202,21 @@ func fieldErrors(err error) (string, map[string]string) {
 
 // done redirects after a successful form, with a confirmation line.
 func done(w http.ResponseWriter, r *http.Request, to, msg string) {
+	redirectWith(w, r, to, "ok", msg)
+}
+
+// doneBadly redirects after a form whose action ran but did not succeed
+// (a retry the receiver refused), with the outcome shown as an error.
+func doneBadly(w http.ResponseWriter, r *http.Request, to, msg string) {
+	redirectWith(w, r, to, "err", msg)
+}
+
+func redirectWith(w http.ResponseWriter, r *http.Request, to, param, msg string) {
 	sep := "?"
 	if strings.Contains(to, "?") {
 		sep = "&"
 	}
-	http.Redirect(w, r, to+sep+"ok="+url.QueryEscape(msg), http.StatusSeeOther)
+	http.Redirect(w, r, to+sep+param+"="+url.QueryEscape(msg), http.StatusSeeOther)
 }
 
 // tenantOf returns the {tenant} of the path, which a tenant's session may
