@@ -34,16 +34,6 @@ func (e *apiError) Error() string {
 	return b.String()
 }
 
-// field returns the API's complaint about one field, if any.
-func (e *apiError) field(name string) string {
-	for _, f := range e.Errors {
-		if f.Field == name {
-			return f.Detail
-		}
-	}
-	return ""
-}
-
 // recorder is the smallest http.ResponseWriter: the API answers into it.
 type recorder struct {
 	header http.Header
