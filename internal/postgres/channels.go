@@ -120,10 +120,12 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 }
 
 // failPending ends every pending delivery of a channel that is not in
-// flight. Rows a claim has locked are skipped rather than waited for: the
-// claim holds them while it waits for this transaction's channel lock, so
-// waiting would deadlock. The claim then sees the channel disabled or gone
-// and the dispatcher fails those deliveries.
+// flight. It runs holding the channel's lock, so it never waits for a
+// delivery row: locked rows are skipped. (A claim locks a channel before its
+// deliveries, so it holds none of this channel's rows now; when claims
+// locked deliveries first, waiting here deadlocked.) A skipped row that
+// stays pending is claimed with the channel disabled or gone, and the
+// dispatcher fails it.
 func failPending(ctx context.Context, tx pgx.Tx, channelID, reason string, at time.Time) error {
 	_, err := tx.Exec(ctx, failPendingSQL, reason, at, channelID)
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,10 +86,10 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 	return out, mapErr(err)
 }
 
-// ClaimDeliveries leases due deliveries. Due rows are locked with SKIP
-// LOCKED so processes never claim the same one; the channels they go to are
-// locked too while their in-flight leases are counted, so a channel's limit
-// holds across processes.
+// ClaimDeliveries leases due deliveries. The channels with due deliveries
+// are locked while their in-flight leases are counted, so a channel's limit
+// holds across processes; then each offers its oldest due deliveries, up to
+// its free slots, locked with SKIP LOCKED.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
 	var claims []herald.Claim
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -99,6 +100,27 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 	return claims, err
 }
 
+// dueChannelsSQL lists the channels with due, unleased deliveries, oldest
+// due first, with their in-flight limits (NULL once deleted) and leases. A
+// loose index scan of deliveries_pending seeks once per channel with pending
+// deliveries, and once more for its oldest unleased one, however long its
+// backlog. The leases are counted in one pass over deliveries_leased
+// (lease_until IS NOT NULL keeps that estimate small in a generic plan too).
+const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
+		SELECT min(channel_id) FROM deliveries WHERE status = 'pending'
+		UNION ALL
+		SELECT (SELECT min(channel_id) FROM deliveries WHERE status = 'pending' AND channel_id > ch.id)
+		FROM ch WHERE ch.id IS NOT NULL),
+	leased(id, n) AS (SELECT channel_id, count(*) FROM deliveries
+		WHERE lease_until IS NOT NULL AND lease_until > $1 GROUP BY channel_id)
+	SELECT ch.id, c.max_in_flight, coalesce(l.n, 0) FROM ch
+	CROSS JOIN LATERAL (SELECT min(next_attempt_at) AS due FROM deliveries
+		WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= $1)) d
+	LEFT JOIN channels c ON c.id = ch.id
+	LEFT JOIN leased l ON l.id = ch.id
+	WHERE d.due <= $1
+	ORDER BY d.due, ch.id`
+
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
 	// reported; once its lease has passed it ends as failed, to be retried
@@ -107,48 +129,96 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now); err != nil {
 		return nil, err
 	}
-	// Channels already at their in-flight limit are left out, or a busy
-	// channel's backlog could fill every claim and starve the others.
-	var saturated []string
-	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(c.id), '{}') FROM channels c
-		JOIN (SELECT channel_id, count(*) AS n FROM deliveries WHERE lease_until > $1 GROUP BY channel_id) b ON b.channel_id = c.id
-		WHERE b.n >= c.max_in_flight`, p.Now).Scan(&saturated); err != nil {
-		return nil, err
-	}
-	cands, err := collectDeliveries(tx.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-		AND channel_id <> ALL($3)
-		ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`, p.Now, p.Limit, saturated))
-	if err != nil || len(cands) == 0 {
-		return nil, err
-	}
-	var chanIDs []string
-	seen := map[string]bool{}
-	for _, d := range cands {
-		if !seen[d.ChannelID] {
-			seen[d.ChannelID] = true
-			chanIDs = append(chanIDs, d.ChannelID)
-		}
-	}
-	// Waiting for a channel another process is claiming for (rather than
-	// skipping it) keeps every process busy; locking in id order rules out
-	// deadlocks between claims.
-	rows, err := tx.Query(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE`, chanIDs)
+	// The channels with due, unleased deliveries, oldest due first. One at
+	// its in-flight limit is passed over without reading its backlog.
+	rows, err := tx.Query(ctx, dueChannelsSQL, p.Now)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
-	locked := map[string]*herald.Channel{}
+	var due []string
+	deleted := map[string]bool{}
 	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
+		var id string
+		var maxInFlight *int // nil: the channel was deleted
+		var leased int
+		if err := rows.Scan(&id, &maxInFlight, &leased); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		locked[c.ID] = c
+		if maxInFlight == nil {
+			deleted[id] = true
+		} else if leased >= *maxInFlight {
+			continue
+		}
+		due = append(due, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	var live []string
+	for _, id := range due {
+		if !deleted[id] {
+			live = append(live, id)
+		}
+	}
+
+	// Lock order: channels, then their deliveries; after the deliveries a
+	// claim waits for no lock, so no deadlock can run through a delivery row
+	// a claim holds.
+	//
+	// The channels are locked oldest due first, up to p.Limit of them (each
+	// offers at least one delivery), skipping those another claim holds:
+	// processes woken together by one publication then share its channels
+	// instead of queueing for the same ones and coming away empty. Only a
+	// claim that could lock none waits, as claims always have (waiting
+	// rather than returning empty keeps every process busy on a few busy
+	// channels), in id order and holding no other channel lock, so claims
+	// cannot deadlock with each other.
+	//
+	// Disabling or deleting a channel (failPending) locks the channel, then
+	// its deliveries SKIP LOCKED: it waits only for the channel, which a
+	// claim holds while waiting for nothing else. CompleteDeliveries locks
+	// delivery rows, waiting, then a channel it disables: it may wait for a
+	// claim holding that channel or one of those rows (an expired lease
+	// claimed again), and such a claim is past all waiting. (When claims
+	// locked deliveries before waiting for channels, that second case could
+	// deadlock.) Unchanged: the statement above waits for delivery rows
+	// before the channels are locked, and a completion batch disabling two
+	// channels locks them in batch order.
+	locked := map[string]*herald.Channel{}
+	scanLocked := func(rows pgx.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanChannel(rows)
+			if err != nil {
+				return err
+			}
+			locked[c.ID] = c
+		}
+		return rows.Err()
+	}
+	if len(live) > 0 {
+		// (A channel another claim has just drained is passed over too.)
+		if err := scanLocked(tx.Query(ctx, `SELECT `+channelCols+` FROM unnest($1::text[]) WITH ORDINALITY AS u(want, ord)
+			JOIN channels ON channels.id = u.want
+			WHERE EXISTS (SELECT FROM deliveries WHERE channel_id = u.want AND status = 'pending' AND next_attempt_at <= $3
+				AND (lease_until IS NULL OR lease_until <= $3))
+			ORDER BY u.ord LIMIT $2 FOR UPDATE OF channels SKIP LOCKED`, live, p.Limit, p.Now)); err != nil {
+			return nil, err
+		}
+		if len(locked) == 0 && len(deleted) == 0 {
+			if err := scanLocked(tx.Query(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
+				live[:min(len(live), p.Limit)])); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(locked) == 0 && len(deleted) == 0 {
+		return nil, nil
 	}
 	busy := map[string]int{}
 	lockedIDs := make([]string, 0, len(locked))
@@ -170,10 +240,50 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 		busy[id] = n
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// Each channel offers at most its free slots, now counted under its
+	// lock, so a busy channel's backlog cannot fill the claim and starve
+	// the others; a deleted channel's deliveries are all taken, for the
+	// dispatcher to end. One statement takes them channel by channel in
+	// due order (a nested loop over the array) and stops locking rows once
+	// p.Limit are found.
+	var offerIDs []string
+	var offerN []int32
+	for _, id := range due {
+		n := p.Limit
+		if c, ok := locked[id]; ok {
+			n = min(n, c.MaxInFlight-busy[id])
+		} else if !deleted[id] {
+			continue // another claim has it
+		}
+		if n > 0 {
+			offerIDs = append(offerIDs, id)
+			offerN = append(offerN, int32(n))
+		}
+	}
+	if len(offerIDs) == 0 {
+		return nil, nil
+	}
+	cands, err := collectDeliveries(tx.Query(ctx, `SELECT d.* FROM unnest($1::text[], $2::int[]) AS c(id, n)
+		CROSS JOIN LATERAL (SELECT `+deliveryCols+` FROM deliveries
+			WHERE channel_id = c.id AND status = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+			ORDER BY next_attempt_at LIMIT c.n FOR UPDATE SKIP LOCKED) d
+		LIMIT $4`, offerIDs, offerN, p.Now, p.Limit))
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+	slices.SortStableFunc(cands, func(a, b herald.Delivery) int { return a.NextAttemptAt.Compare(*b.NextAttemptAt) })
+	offered := map[string]bool{}
+	for _, d := range cands {
+		offered[d.ChannelID] = true
+	}
 
 	rateNext := map[string]time.Time{}
 	for id, c := range locked {
-		if c.RateLimitPerSec > 0 {
+		if c.RateLimitPerSec > 0 && offered[id] {
 			rateNext[id] = time.Time{}
 		}
 	}
