@@ -622,6 +622,17 @@ func TestBrowser(t *testing.T) {
 		e.contract("form#filter select[name=status]", "form#filter select[name=channel_id]", "form#filter select[name=event_type]",
 			"form#filter input[name=since]", "form#filter input[name=until]")
 
+		// The log refreshes itself (htmx polling the page): a delivery
+		// published while the page is open shows up, settled, without a
+		// reload.
+		live := fmt.Sprintf("tr[data-delivery=%q] .status", deliveryOf(publish()))
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.text(live), "succeeded"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("the open deliveries page did not show %s as succeeded within 10 s; it reads %q", live, e.text(live))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+
 		e.recv.failNext.Store(1)
 		badEvent := publish()
 		bad := deliveryOf(badEvent)

@@ -107,6 +107,9 @@ type deliveriesData struct {
 	NextURL      string
 	// FirstURL is the first page with the same filters, once paged.
 	FirstURL string
+	// LiveURL, on the first page, is what the log polls (through htmx) to
+	// show new deliveries and settle pending ones without a reload.
+	LiveURL string
 }
 
 func (s *Server) deliveriesPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -116,6 +119,8 @@ func (s *Server) deliveriesPage(w http.ResponseWriter, r *http.Request, sess *se
 	d := &deliveriesData{Filters: f}
 	if r.URL.Query().Get("cursor") != "" {
 		d.FirstURL = "/t/" + url.PathEscape(t) + "/deliveries?" + f.form().Encode()
+	} else {
+		d.LiveURL = r.URL.RequestURI()
 	}
 	p := &page{Title: "Deliveries", Nav: "deliveries", Session: sess, TenantID: t, Data: d}
 
