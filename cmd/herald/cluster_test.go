@@ -389,9 +389,10 @@ func TestClusterConfigSeenEverywhere(t *testing.T) {
 }
 
 // TestClusterDisableWhileClaiming turns a channel off and on again and
-// again while two processes claim its deliveries: claims lock deliveries
-// then the channel, disabling locks the channel then its deliveries, and
-// neither may deadlock (PostgreSQL would abort one with 40P01, a 500).
+// again while two processes claim its deliveries. Both lock the channel
+// and then its deliveries (skipping locked ones); an earlier claim locked
+// deliveries first and deadlocked with disabling (PostgreSQL aborts one
+// with 40P01, a 500). Neither order may come back.
 func TestClusterDisableWhileClaiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two processes")
