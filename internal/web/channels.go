@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -215,12 +214,12 @@ func (s *Server) channelCreate(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	var c herald.Channel
 	if err := s.call(r, sess, http.MethodPost, chanAPI(t)+"/channels", in, &c); err != nil {
-		if !chanFormProblem(err) {
+		if !formProblem(err) {
 			s.fail(w, r, sess, err)
 			return
 		}
-		msg, fields := chanFieldErrors(err)
-		s.renderChannels(w, r, sess, chanStatus(err), form, msg, fields)
+		msg, fields := fieldErrors(err)
+		s.renderChannels(w, r, sess, errStatus(err), form, msg, fields)
 		return
 	}
 	// The create answer carries the secret; the channel's page shows it
@@ -380,7 +379,7 @@ func (s *Server) renderChannel(w http.ResponseWriter, r *http.Request, sess *ses
 // channelFormError shows a refused form on the channel's page, with what
 // was typed kept by keep; other errors get the error page.
 func (s *Server) channelFormError(w http.ResponseWriter, r *http.Request, sess *session, err error, keep func(*chanDetail)) {
-	if !chanFormProblem(err) {
+	if !formProblem(err) {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -390,8 +389,8 @@ func (s *Server) channelFormError(w http.ResponseWriter, r *http.Request, sess *
 		return
 	}
 	keep(d)
-	msg, fields := chanFieldErrors(err)
-	s.renderChannel(w, r, sess, chanStatus(err), d, msg, fields)
+	msg, fields := fieldErrors(err)
+	s.renderChannel(w, r, sess, errStatus(err), d, msg, fields)
 }
 
 func (s *Server) channelEdit(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -522,40 +521,4 @@ func chanLocalErrors(fields map[string]string) error {
 		aerr.Errors = append(aerr.Errors, fieldError{Field: k, Detail: fields[k]})
 	}
 	return aerr
-}
-
-// chanFormProblem says whether err is the API refusing the input, which
-// the form shows, rather than something the page cannot go on from.
-func chanFormProblem(err error) bool {
-	var aerr *apiError
-	if !errors.As(err, &aerr) {
-		return false
-	}
-	switch aerr.Status {
-	case http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
-		return true
-	}
-	return false
-}
-
-// chanFieldErrors is fieldErrors with "policy.delays_s[0]" shown under
-// "policy", the one input the form has for it.
-func chanFieldErrors(err error) (string, map[string]string) {
-	msg, fields := fieldErrors(err)
-	for k, v := range fields {
-		if base, _, ok := strings.Cut(k, "."); ok {
-			if _, taken := fields[base]; !taken {
-				fields[base] = v
-			}
-		}
-	}
-	return msg, fields
-}
-
-func chanStatus(err error) int {
-	var aerr *apiError
-	if errors.As(err, &aerr) {
-		return aerr.Status
-	}
-	return http.StatusInternalServerError
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -294,42 +293,6 @@ func notifFormSources(r *http.Request) []string {
 	return out
 }
 
-// formProblem says whether err is the API refusing the input (shown on the
-// form) rather than something the page cannot go on from.
-func notifFormProblem(err error) bool {
-	var aerr *apiError
-	if !errors.As(err, &aerr) {
-		return false
-	}
-	switch aerr.Status {
-	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
-		return true
-	}
-	return false
-}
-
-// notifFieldErrors is fieldErrors with "sources[2]" reported as "sources",
-// the one place the form can show it.
-func notifFieldErrors(err error) (string, map[string]string) {
-	msg, fields := fieldErrors(err)
-	for k, v := range fields {
-		if base, _, ok := strings.Cut(k, "["); ok {
-			if _, taken := fields[base]; !taken {
-				fields[base] = v
-			}
-		}
-	}
-	return msg, fields
-}
-
-func notifStatus(err error) int {
-	var aerr *apiError
-	if errors.As(err, &aerr) {
-		return aerr.Status
-	}
-	return http.StatusInternalServerError
-}
-
 func (s *Server) notificationAttach(w http.ResponseWriter, r *http.Request, sess *session) {
 	t, name := tenantOf(r, sess), r.PathValue("type")
 	form := notifForm{ChannelID: r.PostFormValue("channel_id"), Sources: notifFormSources(r), Filter: r.PostFormValue("filter")}
@@ -342,7 +305,7 @@ func (s *Server) notificationAttach(w http.ResponseWriter, r *http.Request, sess
 		done(w, r, "/t/"+url.PathEscape(t)+"/notifications/"+url.PathEscape(name), "Channel attached to "+name+".")
 		return
 	}
-	if !notifFormProblem(err) {
+	if !(formProblem(err) || errStatus(err) == http.StatusNotFound) {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -351,10 +314,10 @@ func (s *Server) notificationAttach(w http.ResponseWriter, r *http.Request, sess
 		s.fail(w, r, sess, lerr)
 		return
 	}
-	msg, fields := notifFieldErrors(err)
+	msg, fields := fieldErrors(err)
 	form.Fields = fields
 	d.Attach = form
-	s.renderNotif(w, r, sess, notifStatus(err), d, msg, fields)
+	s.renderNotif(w, r, sess, errStatus(err), d, msg, fields)
 }
 
 func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -365,7 +328,7 @@ func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *
 		done(w, r, "/t/"+url.PathEscape(t)+"/notifications/"+url.PathEscape(name), "Attachment saved.")
 		return
 	}
-	if !notifFormProblem(err) {
+	if !(formProblem(err) || errStatus(err) == http.StatusNotFound) {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -374,7 +337,7 @@ func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *
 		s.fail(w, r, sess, lerr)
 		return
 	}
-	msg, fields := notifFieldErrors(err)
+	msg, fields := fieldErrors(err)
 	// Keep what was typed in the row that failed, with its errors.
 	for i := range d.Exact {
 		if d.Exact[i].ID == id {
@@ -382,7 +345,7 @@ func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *
 			d.Exact[i].Choices = notifSourceChoices(sources)
 		}
 	}
-	s.renderNotif(w, r, sess, notifStatus(err), d, msg, fields)
+	s.renderNotif(w, r, sess, errStatus(err), d, msg, fields)
 }
 
 func (s *Server) notificationRemove(w http.ResponseWriter, r *http.Request, sess *session) {

@@ -190,6 +190,15 @@ func fieldErrors(err error) (string, map[string]string) {
 	for _, f := range aerr.Errors {
 		fields[f.Field] = f.Detail
 	}
+	// A form has one input for "sources" or "policy": show the complaint
+	// about "sources[2]" or "policy.delays_s[0]" there too.
+	for k, v := range fields {
+		if i := strings.IndexAny(k, ".["); i > 0 {
+			if _, taken := fields[k[:i]]; !taken {
+				fields[k[:i]] = v
+			}
+		}
+	}
 	msg := aerr.Detail
 	if msg == "" {
 		msg = aerr.Title
@@ -198,6 +207,25 @@ func fieldErrors(err error) (string, map[string]string) {
 		msg = "Please fix the fields marked below."
 	}
 	return msg, fields
+}
+
+// formProblem says whether err is the API refusing the input, which the
+// form shows, rather than something the page cannot go on from.
+func formProblem(err error) bool {
+	switch errStatus(err) {
+	case http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
+// errStatus is the API's status for err, or 500 for anything else.
+func errStatus(err error) int {
+	var aerr *apiError
+	if errors.As(err, &aerr) {
+		return aerr.Status
+	}
+	return http.StatusInternalServerError
 }
 
 // done redirects after a successful form, with a confirmation line.
