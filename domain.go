@@ -89,6 +89,14 @@ type Event struct {
 // Channel kinds. Webhook is the only one so far.
 const ChannelWebhook = "webhook"
 
+// ChannelAction is a templated HTTP request built from each event (action.go).
+const ChannelAction = "action"
+
+// ChannelHook is a REST Hook: a webhook channel an integration platform
+// made through /hooks with one subscription. It is delivered exactly like a
+// webhook; a 410 Gone deletes it instead of disabling it.
+const ChannelHook = "hook"
+
 // Channel is where notifications go.
 type Channel struct {
 	ID       string            `json:"id"`
@@ -99,14 +107,16 @@ type Channel struct {
 	Headers  map[string]string `json:"headers"`
 	Policy   Policy            `json:"policy"`
 	// TimeoutS overrides the policy's timeout when non-zero.
-	TimeoutS        int       `json:"timeout_s,omitempty"`
-	Enabled         bool      `json:"enabled"`
-	DisabledReason  string    `json:"disabled_reason,omitempty"`
-	MaxInFlight     int       `json:"max_in_flight"`
-	RateLimitPerSec float64   `json:"rate_limit_per_sec"`
-	Secrets         []Secret  `json:"-"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	TimeoutS        int      `json:"timeout_s,omitempty"`
+	Enabled         bool     `json:"enabled"`
+	DisabledReason  string   `json:"disabled_reason,omitempty"`
+	MaxInFlight     int      `json:"max_in_flight"`
+	RateLimitPerSec float64  `json:"rate_limit_per_sec"`
+	Secrets         []Secret `json:"-"`
+	// Action is the request template of an action channel, nil otherwise.
+	Action    *Action   `json:"action,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Channel defaults and bounds.

@@ -65,8 +65,13 @@ type EventTypeStore interface {
 // ChannelStore keeps channels.
 type ChannelStore interface {
 	CreateChannel(ctx context.Context, c *Channel) error
+	// CreateChannelWithSubscription stores a channel and one subscription
+	// to it in one transaction, so a REST Hook is never half made.
+	CreateChannelWithSubscription(ctx context.Context, c *Channel, sub *Subscription) error
 	GetChannel(ctx context.Context, tenantID, id string) (*Channel, error)
 	ListChannels(ctx context.Context, tenantID string, p Page) ([]Channel, error)
+	// ListChannelsOfKind lists the tenant's channels of one kind, newest first.
+	ListChannelsOfKind(ctx context.Context, tenantID, kind string, p Page) ([]Channel, error)
 	// UpdateChannel writes every mutable field of c. Turning a channel off
 	// fails its pending deliveries in the same transaction, with the reason.
 	UpdateChannel(ctx context.Context, c *Channel) error
@@ -155,7 +160,7 @@ type DeliveryStore interface {
 	// channel.
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]Claim, error)
 	// CompleteDeliveries records attempts and the deliveries' new state, and
-	// disables channels where asked, in one transaction.
+	// disables or deletes channels where asked, in one transaction.
 	CompleteDeliveries(ctx context.Context, cs []Completion) error
 	// ReleaseDeliveries drops the leases of deliveries that were claimed but
 	// not attempted (shutdown cut them off), so they are due again at once.
@@ -222,4 +227,9 @@ type Completion struct {
 	// DisableChannel, when set, disables the channel with this reason and
 	// fails its other pending deliveries.
 	DisableChannel string
+	// DeleteChannel, when set, deletes the channel and its subscriptions
+	// after recording the attempt (a REST Hook whose target answered 410)
+	// and fails its other pending deliveries; the deliveries and their
+	// attempts stay in the log.
+	DeleteChannel bool
 }

@@ -198,6 +198,9 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 	if comp.DisableChannel != "" {
 		d.cfg.Logger.Warn("channel disabled", "channel", c.Channel.ID, "reason", comp.DisableChannel)
 	}
+	if comp.DeleteChannel {
+		d.cfg.Logger.Info("REST Hook deleted: its target answered 410 Gone", "channel", c.Channel.ID)
+	}
 }
 
 func (d *Dispatcher) finishWithoutAttempt(ctx context.Context, c herald.Claim) {
@@ -261,6 +264,13 @@ func (d *Dispatcher) attempt(ctx context.Context, c herald.Claim, trigger string
 	if trigger != herald.TriggerAuto && v.Status == herald.StatusPending {
 		v = herald.Verdict{Status: herald.StatusFailed, Reason: "manual attempt failed; retry by hand"}
 	}
+	// A REST Hook whose target answers 410 is unsubscribed: the platform
+	// that made it dropped the subscription, and nobody would ever enable
+	// a disabled hook again. The delivery and its attempts stay in the log.
+	deleteChannel := false
+	if v.DisableChannel == herald.DisabledGone && c.Channel.Kind == herald.ChannelHook {
+		v.DisableChannel, v.Reason, deleteChannel = "", "receiver answered 410 Gone; hook deleted", true
+	}
 	dl.Status = v.Status
 	dl.NextAttemptAt = nil
 	dl.LastError = res.Error
@@ -275,7 +285,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c herald.Claim, trigger string
 	case herald.StatusSucceeded:
 		dl.LastError = ""
 	}
-	return herald.Completion{Delivery: dl, Attempt: att, DisableChannel: v.DisableChannel}, true
+	return herald.Completion{Delivery: dl, Attempt: att, DisableChannel: v.DisableChannel, DeleteChannel: deleteChannel}, true
 }
 
 func joinReason(a, b string) string {

@@ -12,13 +12,13 @@ import (
 )
 
 const channelCols = `id, tenant_id, kind, name, url, headers, policy, timeout_s, enabled, disabled_reason,
-	max_in_flight, rate_limit_per_sec, secrets, created_at, updated_at`
+	max_in_flight, rate_limit_per_sec, secrets, created_at, updated_at, action`
 
 func scanChannel(r pgx.Row) (*herald.Channel, error) {
 	var c herald.Channel
-	var headers, policy, secrets string
+	var headers, policy, secrets, action string
 	if err := r.Scan(&c.ID, &c.TenantID, &c.Kind, &c.Name, &c.URL, &headers, &policy, &c.TimeoutS, &c.Enabled,
-		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &c.CreatedAt, &c.UpdatedAt); err != nil {
+		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &c.CreatedAt, &c.UpdatedAt, &action); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
@@ -31,40 +31,66 @@ func scanChannel(r pgx.Row) (*herald.Channel, error) {
 	if err := json.Unmarshal([]byte(secrets), &c.Secrets); err != nil {
 		return nil, fmt.Errorf("channel %s secrets: %w", c.ID, err)
 	}
+	var err error
+	if c.Action, err = herald.DecodeAction(action); err != nil {
+		return nil, fmt.Errorf("channel %s action: %w", c.ID, err)
+	}
 	return &c, nil
 }
 
-// channelJSON encodes a channel's JSON columns: headers, policy, secrets.
-func channelJSON(c *herald.Channel) (string, string, string, error) {
+// channelJSON encodes a channel's JSON columns: headers, policy, secrets,
+// action.
+func channelJSON(c *herald.Channel) (string, string, string, string, error) {
 	headers := "{}"
 	if c.Headers != nil {
 		b, err := json.Marshal(c.Headers)
 		if err != nil {
-			return "", "", "", err
+			return "", "", "", "", err
 		}
 		headers = string(b)
 	}
 	policy, err := json.Marshal(c.Policy)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", "", err
 	}
 	secrets, err := json.Marshal(c.Secrets)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", "", err
 	}
-	return headers, string(policy), string(secrets), nil
+	action, err := herald.EncodeAction(c.Action)
+	if err != nil {
+		return "", "", "", "", err
+	}
+	return headers, string(policy), string(secrets), action, nil
 }
 
 // CreateChannel stores a new channel.
 func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
-	headers, policy, secrets, err := channelJSON(c)
+	return s.configTx(ctx, func(tx pgx.Tx) error { return insertChannel(ctx, tx, c) })
+}
+
+// insertChannel stores a channel; CreateChannel and
+// CreateChannelWithSubscription share it.
+func insertChannel(ctx context.Context, tx pgx.Tx, c *herald.Channel) error {
+	headers, policy, secrets, action, err := channelJSON(c)
 	if err != nil {
 		return err
 	}
+	_, err = tx.Exec(ctx, `INSERT INTO channels(`+channelCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+		c.ID, c.TenantID, c.Kind, c.Name, c.URL, headers, policy, c.TimeoutS, c.Enabled, c.DisabledReason, c.MaxInFlight,
+		c.RateLimitPerSec, secrets, c.CreatedAt, c.UpdatedAt, action)
+	return err
+}
+
+// CreateChannelWithSubscription stores a channel and one subscription to
+// it in one transaction.
+func (s *Store) CreateChannelWithSubscription(ctx context.Context, c *herald.Channel, sub *herald.Subscription) error {
 	return s.configTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO channels(`+channelCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
-			c.ID, c.TenantID, c.Kind, c.Name, c.URL, headers, policy, c.TimeoutS, c.Enabled, c.DisabledReason, c.MaxInFlight,
-			c.RateLimitPerSec, secrets, c.CreatedAt, c.UpdatedAt)
+		if err := insertChannel(ctx, tx, c); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO subscriptions(`+subCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`, sub.ID, sub.TenantID,
+			sub.ChannelID, jsonList(sub.EventTypes), jsonList(sub.Sources), sub.Filter, sub.CreatedAt, sub.UpdatedAt)
 		return err
 	})
 }
@@ -79,6 +105,18 @@ func (s *Store) GetChannel(ctx context.Context, tenantID, id string) (*herald.Ch
 func (s *Store) ListChannels(ctx context.Context, tenantID string, p herald.Page) ([]herald.Channel, error) {
 	q := newQuery(`SELECT `+channelCols+` FROM channels WHERE tenant_id = $1`, tenantID)
 	q.page(p)
+	return s.listChannels(ctx, q)
+}
+
+// ListChannelsOfKind lists a tenant's channels of one kind, newest first.
+func (s *Store) ListChannelsOfKind(ctx context.Context, tenantID, kind string, p herald.Page) ([]herald.Channel, error) {
+	q := newQuery(`SELECT `+channelCols+` FROM channels WHERE tenant_id = $1`, tenantID)
+	q.and(`kind = ?`, kind)
+	q.page(p)
+	return s.listChannels(ctx, q)
+}
+
+func (s *Store) listChannels(ctx context.Context, q *query) ([]herald.Channel, error) {
 	rows, err := s.pool.Query(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, mapErr(err)
@@ -96,16 +134,16 @@ func (s *Store) ListChannels(ctx context.Context, tenantID string, p herald.Page
 // UpdateChannel writes a channel's mutable fields; disabling it fails its
 // pending deliveries.
 func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
-	headers, policy, secrets, err := channelJSON(c)
+	headers, policy, secrets, action, err := channelJSON(c)
 	if err != nil {
 		return err
 	}
 	return s.configTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE channels SET name = $1, url = $2, headers = $3, policy = $4, timeout_s = $5, enabled = $6,
-			disabled_reason = $7, max_in_flight = $8, rate_limit_per_sec = $9, secrets = $10, updated_at = $11
+			disabled_reason = $7, max_in_flight = $8, rate_limit_per_sec = $9, secrets = $10, updated_at = $11, action = $14
 			WHERE tenant_id = $12 AND id = $13`,
 			c.Name, c.URL, headers, policy, c.TimeoutS, c.Enabled, c.DisabledReason, c.MaxInFlight, c.RateLimitPerSec, secrets,
-			c.UpdatedAt, c.TenantID, c.ID)
+			c.UpdatedAt, c.TenantID, c.ID, action)
 		if err != nil {
 			return err
 		}

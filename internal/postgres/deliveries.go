@@ -372,6 +372,13 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 				b.Queue(failPendingSQL, "channel disabled: "+c.DisableChannel, d.UpdatedAt, d.ChannelID)
 				b.Queue(bumpConfig)
 			}
+			if c.DeleteChannel {
+				// Deleting nothing is fine: the channel may be gone already.
+				b.Queue(`DELETE FROM subscriptions WHERE tenant_id = $1 AND channel_id = $2`, d.TenantID, d.ChannelID)
+				b.Queue(`DELETE FROM channels WHERE tenant_id = $1 AND id = $2`, d.TenantID, d.ChannelID)
+				b.Queue(failPendingSQL, "channel deleted: the target answered 410 Gone", d.UpdatedAt, d.ChannelID)
+				b.Queue(bumpConfig)
+			}
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

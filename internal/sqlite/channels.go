@@ -10,7 +10,7 @@ import (
 )
 
 const channelCols = `id, tenant_id, kind, name, url, headers, policy, timeout_s, enabled, disabled_reason,
-	max_in_flight, rate_limit_per_sec, secrets, created_at, updated_at`
+	max_in_flight, rate_limit_per_sec, secrets, created_at, updated_at, action`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -19,8 +19,9 @@ func scanChannel(sc scanner) (*herald.Channel, error) {
 	var headers, policy, secrets string
 	var enabled int
 	var created, updated int64
+	var action string
 	if err := sc.Scan(&c.ID, &c.TenantID, &c.Kind, &c.Name, &c.URL, &headers, &policy, &c.TimeoutS, &enabled,
-		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &created, &updated); err != nil {
+		&c.DisabledReason, &c.MaxInFlight, &c.RateLimitPerSec, &secrets, &created, &updated, &action); err != nil {
 		return nil, err
 	}
 	c.Enabled = enabled == 1
@@ -33,6 +34,10 @@ func scanChannel(sc scanner) (*herald.Channel, error) {
 	}
 	if err := json.Unmarshal([]byte(secrets), &c.Secrets); err != nil {
 		return nil, fmt.Errorf("channel %s secrets: %w", c.ID, err)
+	}
+	var err error
+	if c.Action, err = herald.DecodeAction(action); err != nil {
+		return nil, fmt.Errorf("channel %s action: %w", c.ID, err)
 	}
 	return &c, nil
 }
@@ -53,8 +58,12 @@ func channelArgs(c *herald.Channel) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	action, err := herald.EncodeAction(c.Action)
+	if err != nil {
+		return nil, err
+	}
 	return []any{c.ID, c.TenantID, c.Kind, c.Name, c.URL, string(headers), string(policy), c.TimeoutS, b2i(c.Enabled),
-		c.DisabledReason, c.MaxInFlight, c.RateLimitPerSec, string(secrets), ts(c.CreatedAt), ts(c.UpdatedAt)}, nil
+		c.DisabledReason, c.MaxInFlight, c.RateLimitPerSec, string(secrets), ts(c.CreatedAt), ts(c.UpdatedAt), action}, nil
 }
 
 // CreateChannel stores a new channel.
@@ -64,7 +73,28 @@ func (s *Store) CreateChannel(ctx context.Context, c *herald.Channel) error {
 		return err
 	}
 	return s.configWrite(ctx, func(tx *wtx) error {
-		_, err := tx.Exec(`INSERT INTO channels(`+channelCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+		_, err := tx.Exec(insertChannelSQL, args...)
+		return err
+	})
+}
+
+// insertChannelSQL stores a channel from channelArgs; CreateChannel and
+// CreateChannelWithSubscription share it.
+const insertChannelSQL = `INSERT INTO channels(` + channelCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// CreateChannelWithSubscription stores a channel and one subscription to
+// it in one transaction.
+func (s *Store) CreateChannelWithSubscription(ctx context.Context, c *herald.Channel, sub *herald.Subscription) error {
+	args, err := channelArgs(c)
+	if err != nil {
+		return err
+	}
+	return s.configWrite(ctx, func(tx *wtx) error {
+		if _, err := tx.Exec(insertChannelSQL, args...); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO subscriptions(`+subCols+`) VALUES (?,?,?,?,?,?,?,?)`, sub.ID, sub.TenantID, sub.ChannelID,
+			jsonList(sub.EventTypes), jsonList(sub.Sources), sub.Filter, ts(sub.CreatedAt), ts(sub.UpdatedAt))
 		return err
 	})
 }
@@ -82,6 +112,14 @@ func (s *Store) ListChannels(ctx context.Context, tenantID string, p herald.Page
 	return list(ctx, s, q, scanChannel)
 }
 
+// ListChannelsOfKind lists a tenant's channels of one kind, newest first.
+func (s *Store) ListChannelsOfKind(ctx context.Context, tenantID, kind string, p herald.Page) ([]herald.Channel, error) {
+	q := newQuery(`SELECT `+channelCols+` FROM channels WHERE tenant_id = ?`, tenantID)
+	q.and(`kind = ?`, kind)
+	q.page(p)
+	return list(ctx, s, q, scanChannel)
+}
+
 // UpdateChannel writes a channel's mutable fields; disabling it fails its
 // pending deliveries.
 func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
@@ -91,9 +129,9 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 	}
 	return s.configWrite(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE channels SET name = ?, url = ?, headers = ?, policy = ?, timeout_s = ?, enabled = ?,
-			disabled_reason = ?, max_in_flight = ?, rate_limit_per_sec = ?, secrets = ?, updated_at = ?
+			disabled_reason = ?, max_in_flight = ?, rate_limit_per_sec = ?, secrets = ?, updated_at = ?, action = ?
 			WHERE tenant_id = ? AND id = ?`,
-			args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[14], c.TenantID, c.ID)
+			args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[14], args[15], c.TenantID, c.ID)
 		if err != nil {
 			return err
 		}
@@ -120,18 +158,24 @@ func failPending(tx *wtx, channelID, reason string, at time.Time) error {
 // pending deliveries; the deliveries stay in the log.
 func (s *Store) DeleteChannel(ctx context.Context, tenantID, id string, at time.Time) error {
 	return s.configWrite(ctx, func(tx *wtx) error {
-		if _, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND channel_id = ?`, tenantID, id); err != nil {
-			return err
-		}
-		res, err := tx.Exec(`DELETE FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, id)
-		if err != nil {
-			return err
-		}
-		if err := mustAffect(res); err != nil {
+		if err := deleteChannel(tx, tenantID, id); err != nil {
 			return err
 		}
 		return failPending(tx, id, "channel deleted", at)
 	})
+}
+
+// deleteChannel removes a channel and its subscriptions; ErrNotFound if
+// there was no such channel.
+func deleteChannel(tx *wtx, tenantID, id string) error {
+	if _, err := tx.Exec(`DELETE FROM subscriptions WHERE tenant_id = ? AND channel_id = ?`, tenantID, id); err != nil {
+		return err
+	}
+	res, err := tx.Exec(`DELETE FROM channels WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
 }
 
 const subCols = `id, tenant_id, channel_id, event_types, sources, filter, created_at, updated_at`

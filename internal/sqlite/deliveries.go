@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -284,8 +285,8 @@ func eventsByID(tx *wtx, ids []any) (map[string]*herald.Event, error) {
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
 	write := s.write
 	for _, c := range cs {
-		if c.DisableChannel != "" {
-			write = s.configWrite // a channel gets disabled
+		if c.DisableChannel != "" || c.DeleteChannel {
+			write = s.configWrite // a channel gets disabled or deleted
 		}
 	}
 	return write(ctx, func(tx *wtx) error {
@@ -319,6 +320,16 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 					return err
 				}
 				if err := failPending(tx, d.ChannelID, "channel disabled: "+c.DisableChannel, d.UpdatedAt); err != nil {
+					return err
+				}
+			}
+			if c.DeleteChannel {
+				// The channel may be gone already (deleted meanwhile, or by
+				// another completion of the same batch): nothing to do then.
+				if err := deleteChannel(tx, d.TenantID, d.ChannelID); err != nil && !errors.Is(err, herald.ErrNotFound) {
+					return err
+				}
+				if err := failPending(tx, d.ChannelID, "channel deleted: the target answered 410 Gone", d.UpdatedAt); err != nil {
 					return err
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		{"APIKeys", testAPIKeys},
 		{"EventTypesAndToggles", testEventTypes},
 		{"Channels", testChannels},
+		{"ActionChannels", testActionChannels},
 		{"SubscriptionsAndRoutes", testSubscriptions},
 		{"Publish", testPublish},
 		{"Idempotency", testIdempotency},
@@ -43,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"TenantScoping", testScoping},
 		{"Settings", testSettings},
 		{"ConfigVersion", testConfigVersion},
+		{"HookChannels", testHookChannels},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,6 +251,33 @@ func testChannels(t *testing.T, f *fixture) {
 		t.Fatalf("delivery of a deleted channel: %+v", d)
 	}
 	wantErr(t, f.s.DeleteChannel(f.ctx, "a", c2.ID, f.now), herald.ErrNotFound)
+}
+
+// testActionChannels: an action channel's template and secrets survive a
+// round trip and an update; a webhook channel reads back without one.
+func testActionChannels(t *testing.T, f *fixture) {
+	f.tenant("a")
+	act := &herald.Action{Method: "POST", Headers: map[string]string{"Authorization": "Bearer {{ secrets.token }}"},
+		Body: json.RawMessage(`{"first_name":"{{ customer().first_name }}","n":1}`), Secrets: map[string]string{"token": "tok-1"},
+		Preset: herald.PresetHipcall, Options: map[string]string{"operation": "create_contact"}}
+	c := f.channel("a", func(c *herald.Channel) { c.Kind = herald.ChannelAction; c.Action = act })
+	got, err := f.s.GetChannel(f.ctx, "a", c.ID)
+	must(t, err)
+	if got.Kind != herald.ChannelAction || got.Action == nil || !reflect.DeepEqual(got.Action, act) {
+		t.Fatalf("action round trip: got %+v, want %+v", got.Action, act)
+	}
+	got.Action.Secrets["token"] = "tok-2"
+	got.Action.Body = json.RawMessage(`{"name":"x"}`)
+	must(t, f.s.UpdateChannel(f.ctx, got))
+	again, err := f.s.GetChannel(f.ctx, "a", c.ID)
+	must(t, err)
+	if again.Action.Secrets["token"] != "tok-2" || string(again.Action.Body) != `{"name":"x"}` {
+		t.Fatalf("action update lost: %+v", again.Action)
+	}
+	plain := f.channel("a")
+	if got, err := f.s.GetChannel(f.ctx, "a", plain.ID); err != nil || got.Action != nil {
+		t.Fatalf("webhook channel read back with an action: %+v, %v", got, err)
+	}
 }
 
 func testSubscriptions(t *testing.T, f *fixture) {
@@ -766,5 +796,108 @@ func testOrphanClaimed(t *testing.T, f *fixture) {
 	cs := f.claim(10)
 	if len(cs) != 1 || cs[0].Delivery.ID != r.DeliveryIDs[0] || cs[0].Channel != nil {
 		t.Fatalf("claimed %+v, want the deleted channel's delivery without a channel", cs)
+	}
+}
+
+// testHookChannels: a REST Hook's channel and subscription are made in one
+// transaction, listed by kind, and a completion asking for it deletes both
+// while the delivery and its attempt stay in the log.
+func testHookChannels(t *testing.T, f *fixture) {
+	f.tenant("a")
+	f.tenant("b")
+	plain := f.channel("a")
+	hook := func(tenant, id string) (*herald.Channel, *herald.Subscription) {
+		c := &herald.Channel{ID: id, TenantID: tenant, Kind: herald.ChannelHook, Name: "REST Hook: x.y",
+			URL: "https://example.com/zap", Headers: map[string]string{}, Policy: herald.StandardPolicy(), Enabled: true,
+			MaxInFlight: 16, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: f.now, UpdatedAt: f.now}
+		sub := &herald.Subscription{ID: herald.NewID(herald.PrefixSubscription, f.now), TenantID: tenant, ChannelID: c.ID,
+			EventTypes: []string{"x.y"}, Sources: []string{}, CreatedAt: f.now, UpdatedAt: f.now}
+		return c, sub
+	}
+	v0, err := f.s.ConfigVersion(f.ctx)
+	must(t, err)
+	h1, s1 := hook("a", herald.NewID(herald.PrefixChannel, f.now))
+	must(t, f.s.CreateChannelWithSubscription(f.ctx, h1, s1))
+	if v, err := f.s.ConfigVersion(f.ctx); err != nil || v == v0 {
+		t.Errorf("creating a hook did not move the config version (%d, %v)", v, err)
+	}
+	got, err := f.s.GetSubscription(f.ctx, "a", s1.ID)
+	must(t, err)
+	if got.ChannelID != h1.ID || len(got.EventTypes) != 1 || got.EventTypes[0] != "x.y" {
+		t.Fatalf("hook subscription: %+v", got)
+	}
+
+	// All or nothing: a subscription that cannot be stored (its ID is
+	// taken) leaves no channel behind.
+	h2, s2 := hook("a", herald.NewID(herald.PrefixChannel, f.now))
+	s2.ID = s1.ID
+	if err := f.s.CreateChannelWithSubscription(f.ctx, h2, s2); err == nil {
+		t.Fatal("a hook with a taken subscription ID was stored")
+	}
+	if _, err := f.s.GetChannel(f.ctx, "a", h2.ID); !errors.Is(err, herald.ErrNotFound) {
+		t.Fatalf("half-made hook's channel: %v", err)
+	}
+
+	f.now = f.now.Add(time.Millisecond)
+	h3, s3 := hook("a", herald.NewID(herald.PrefixChannel, f.now))
+	must(t, f.s.CreateChannelWithSubscription(f.ctx, h3, s3))
+	hb, sb := hook("b", herald.NewID(herald.PrefixChannel, f.now))
+	must(t, f.s.CreateChannelWithSubscription(f.ctx, hb, sb))
+	hooks, err := f.s.ListChannelsOfKind(f.ctx, "a", herald.ChannelHook, herald.Page{Limit: 10})
+	must(t, err)
+	if len(hooks) != 2 || hooks[0].ID != h3.ID || hooks[1].ID != h1.ID {
+		t.Fatalf("hooks of a, newest first: %+v", hooks)
+	}
+	page2, err := f.s.ListChannelsOfKind(f.ctx, "a", herald.ChannelHook, herald.Page{After: h3.ID, Limit: 10})
+	must(t, err)
+	if len(page2) != 1 || page2[0].ID != h1.ID {
+		t.Fatalf("second page: %+v", page2)
+	}
+	webhooks, err := f.s.ListChannelsOfKind(f.ctx, "a", herald.ChannelWebhook, herald.Page{Limit: 10})
+	must(t, err)
+	if len(webhooks) != 1 || webhooks[0].ID != plain.ID {
+		t.Fatalf("webhooks of a: %+v", webhooks)
+	}
+
+	// A 410 on a hook: the attempt is recorded, the channel and its
+	// subscription are deleted, its other pending deliveries fail.
+	r1, r2 := f.publish("a", "x.y", h1.ID), f.publish("a", "x.y", h1.ID)
+	cl := claimOne(t, f, r1.DeliveryIDs[0])
+	must(t, f.s.ReleaseDeliveries(f.ctx, []string{r2.DeliveryIDs[0]}))
+	v1, err := f.s.ConfigVersion(f.ctx)
+	must(t, err)
+	d := cl.Delivery
+	d.Attempts++
+	d.Status, d.UpdatedAt, d.LastStatus, d.LastError = herald.StatusFailed, f.now, 410, "receiver answered 410"
+	att := herald.Attempt{ID: herald.NewID(herald.PrefixAttempt, f.now), DeliveryID: d.ID, TenantID: "a", Number: 1,
+		StartedAt: f.now, StatusCode: 410, ErrorClass: herald.ErrClassStatus, Trigger: herald.TriggerAuto}
+	must(t, f.s.CompleteDeliveries(f.ctx, []herald.Completion{{Delivery: d, Attempt: att, DeleteChannel: true}}))
+	if _, err := f.s.GetChannel(f.ctx, "a", h1.ID); !errors.Is(err, herald.ErrNotFound) {
+		t.Fatalf("hook channel after 410: %v", err)
+	}
+	if _, err := f.s.GetSubscription(f.ctx, "a", s1.ID); !errors.Is(err, herald.ErrNotFound) {
+		t.Fatalf("hook subscription after 410: %v", err)
+	}
+	if v, err := f.s.ConfigVersion(f.ctx); err != nil || v == v1 {
+		t.Errorf("a hook deleted by a 410 did not move the config version (%d, %v)", v, err)
+	}
+	if got := f.delivery("a", d.ID); got.Status != herald.StatusFailed || got.LastStatus != 410 {
+		t.Fatalf("the 410 delivery: %+v", got)
+	}
+	atts, err := f.s.ListAttempts(f.ctx, "a", d.ID)
+	must(t, err)
+	if len(atts) != 1 || atts[0].StatusCode != 410 {
+		t.Fatalf("the 410 attempt: %+v", atts)
+	}
+	if got := f.delivery("a", r2.DeliveryIDs[0]); got.Status != herald.StatusFailed {
+		t.Fatalf("the hook's other pending delivery: %+v", got)
+	}
+	// A second completion asking for the same deletion (another in-flight
+	// delivery answered 410 too) is not an error.
+	d.UpdatedAt = f.now.Add(time.Second)
+	must(t, f.s.CompleteDeliveries(f.ctx, []herald.Completion{{Delivery: d, DeleteChannel: true}}))
+	// Tenant b's hook is untouched.
+	if _, err := f.s.GetChannel(f.ctx, "b", hb.ID); err != nil {
+		t.Fatalf("b's hook: %v", err)
 	}
 }
