@@ -105,6 +105,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PATCH /v1/tenants/{tenant}/subscriptions/{id}", a(s.patchSubscription))
 	mux.Handle("DELETE /v1/tenants/{tenant}/subscriptions/{id}", a(s.deleteSubscription))
 
+	mux.Handle("POST /v1/tenants/{tenant}/hooks", a(s.createHook))
+	mux.Handle("GET /v1/tenants/{tenant}/hooks", a(s.listHooks))
+	mux.Handle("DELETE /v1/tenants/{tenant}/hooks/{id}", a(s.deleteHook))
+	mux.Handle("GET /v1/tenants/{tenant}/hooks/samples/{event_type}", a(s.hookSamples))
+
 	mux.Handle("POST /v1/tenants/{tenant}/events", a(s.publishEvent))
 	mux.Handle("POST /v1/tenants/{tenant}/events/batch", a(s.publishBatch))
 	mux.Handle("GET /v1/tenants/{tenant}/events", a(s.listEvents))

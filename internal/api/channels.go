@@ -50,7 +50,10 @@ var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "User-A
 // apply validates in and writes it onto c.
 func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput, creating bool) error {
 	verr := &herald.ValidationError{}
-	if in.Kind != nil && *in.Kind != herald.ChannelWebhook {
+	if in.Kind != nil && *in.Kind == herald.ChannelHook {
+		// A hook is a channel with its one subscription, made in one call.
+		verr.Add("kind", "a \"hook\" is made through POST /v1/tenants/{tenant}/hooks, which subscribes it too; use \"webhook\" here")
+	} else if in.Kind != nil && *in.Kind != herald.ChannelWebhook {
 		verr.Add("kind", "only \"webhook\" channels exist so far")
 	}
 	if in.Name != nil {
