@@ -2,6 +2,7 @@ package herald
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -22,6 +23,23 @@ const SecretMask = "***"
 // DisabledCredentials is why an action channel is disabled when its target
 // refuses the credentials it sends.
 const DisabledCredentials = "the target refused the credentials (%d); update the token and enable the channel"
+
+// ErrClassTemplate marks an attempt whose action template could not be
+// rendered for the event (a missing field, a wrong type): rendering again
+// would fail again, so it is never retried automatically.
+const ErrClassTemplate = "template"
+
+// ActionVerdict adjusts the policy's verdict for an action channel: a 401 or
+// 403 means the token is wrong or revoked, and every later request would be
+// refused too, so the channel is disabled with a reason that says what to do
+// instead of failing each delivery on its own.
+func ActionVerdict(v Verdict, o Outcome) Verdict {
+	if o.ErrorClass == ErrClassStatus && (o.StatusCode == 401 || o.StatusCode == 403) {
+		reason := fmt.Sprintf(DisabledCredentials, o.StatusCode)
+		return Verdict{Status: StatusFailed, DisableChannel: reason, Reason: "channel disabled: " + reason}
+	}
+	return v
+}
 
 // Action is the request template of an action channel: the channel's URL
 // (which may hold expressions too) is requested with Method, Headers and the

@@ -187,7 +187,7 @@ func (p Policy) retryable(o Outcome) bool {
 		return p.RetryOnTimeout
 	case ErrClassConnect, ErrClassTLS:
 		return true
-	case ErrClassRefused:
+	case ErrClassRefused, ErrClassTemplate:
 		return false
 	}
 	if len(p.RetryStatuses) > 0 {
@@ -203,6 +203,8 @@ func (p Policy) permanentReason(o Outcome) string {
 		return "request timed out; this policy does not retry timeouts (retry by hand)"
 	case ErrClassRefused:
 		return "target address is not allowed"
+	case ErrClassTemplate:
+		return "the action's template failed for this event; fix the channel's template, then retry by hand"
 	}
 	return fmt.Sprintf("status %d is not retried by the %s policy", o.StatusCode, p.Name)
 }

@@ -117,3 +117,22 @@ func TestTypePatterns(t *testing.T) {
 		}
 	}
 }
+
+func TestActionVerdictDisablesOnRefusedCredentials(t *testing.T) {
+	p := StandardPolicy()
+	for _, code := range []int{401, 403} {
+		o := Outcome{StatusCode: code, ErrorClass: ErrClassStatus}
+		v := ActionVerdict(p.Decide(o, 1), o)
+		if v.Status != StatusFailed || !strings.Contains(v.DisableChannel, "refused the credentials") {
+			t.Fatalf("%d: %+v", code, v)
+		}
+	}
+	o := Outcome{StatusCode: 422, ErrorClass: ErrClassStatus}
+	if v := ActionVerdict(p.Decide(o, 1), o); v.Status != StatusFailed || v.DisableChannel != "" {
+		t.Fatalf("422: %+v", v)
+	}
+	o = Outcome{ErrorClass: ErrClassTemplate}
+	if v := p.Decide(o, 1); v.Status != StatusFailed || !strings.Contains(v.Reason, "template") {
+		t.Fatalf("template error: %+v", v)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/action"
 	"github.com/heraldhq/herald/internal/target"
 	"github.com/heraldhq/herald/webhooks"
 )
@@ -34,6 +35,10 @@ type Sender struct {
 	// decodes the secrets and sets up HMAC state each time.
 	mu      sync.Mutex
 	signers map[string]*webhooks.Signer
+
+	// templates keeps action channels' compiled templates (action.go).
+	tmu       sync.Mutex
+	templates map[string]*action.Template
 }
 
 // maxSigners bounds the signer cache; past it, it starts over.
@@ -138,6 +143,9 @@ func (r Result) Outcome() herald.Outcome {
 // ctx cancelling (shutdown) is reported as an error class of its own so the
 // caller can release the delivery instead of recording an attempt.
 func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, now time.Time) Result {
+	if c.Kind == herald.ChannelAction {
+		return s.sendAction(ctx, c, e)
+	}
 	body := Body(e)
 	signer, err := s.signer(c.ActiveSecrets(now))
 	if err != nil {
@@ -155,7 +163,12 @@ func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, n
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.userAgent)
 	signer.SetHeaders(req.Header, e.ID, time.Now(), body)
+	return s.do(ctx, req)
+}
 
+// do sends req and reads what came back, bounded; ctx carries the
+// channel's timeout.
+func (s *Sender) do(ctx context.Context, req *http.Request) Result {
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -271,6 +271,9 @@ func (d *Dispatcher) attempt(ctx context.Context, c herald.Claim, trigger string
 	if v.DisableChannel == herald.DisabledGone && c.Channel.Kind == herald.ChannelHook {
 		v.DisableChannel, v.Reason, deleteChannel = "", "receiver answered 410 Gone; hook deleted", true
 	}
+	if c.Channel.Kind == herald.ChannelAction {
+		v = herald.ActionVerdict(v, res.Outcome())
+	}
 	dl.Status = v.Status
 	dl.NextAttemptAt = nil
 	dl.LastError = res.Error

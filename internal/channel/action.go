@@ -1,0 +1,91 @@
+package channel
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/action"
+)
+
+// maxTemplates bounds the compiled-template cache; past it, it starts over.
+const maxTemplates = 10_000
+
+// template returns the channel's compiled action, compiling it once per
+// version of the channel.
+func (s *Sender) template(c *herald.Channel) (*action.Template, error) {
+	key := c.ID + "@" + strconv.FormatInt(c.UpdatedAt.UnixNano(), 10)
+	s.tmu.Lock()
+	t, ok := s.templates[key]
+	s.tmu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := action.Compile(c.URL, c.Action)
+	if err != nil {
+		return nil, err
+	}
+	s.tmu.Lock()
+	if s.templates == nil || len(s.templates) >= maxTemplates {
+		s.templates = map[string]*action.Template{}
+	}
+	s.templates[key] = t
+	s.tmu.Unlock()
+	return t, nil
+}
+
+// sendAction renders an action channel's request for e and sends it with
+// the same guarded client as webhooks. No Standard Webhooks headers are
+// added: the body is not the event, and the targets (CRMs, chat) neither
+// expect nor check them. Secret values are removed from whatever the
+// attempt records: the error and the response body.
+func (s *Sender) sendAction(ctx context.Context, c *herald.Channel, e *herald.Event) Result {
+	if c.Action == nil {
+		return Result{ErrorClass: herald.ErrClassTemplate, Error: "action channel has no template"}
+	}
+	secrets := c.Action.Secrets
+	t, err := s.template(c)
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassTemplate, Error: action.Redact("action template: "+err.Error(), secrets)}
+	}
+	r, err := t.Render(e)
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassTemplate, Error: "action template: " + err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout())
+	defer cancel()
+	var body *bytes.Reader
+	if r.Body != nil {
+		body = bytes.NewReader(r.Body)
+	}
+	req, err := newRequest(ctx, r.Method, r.URL, body)
+	if err != nil {
+		return Result{ErrorClass: herald.ErrClassTemplate, Error: action.Redact(fmt.Sprintf("build request: %v", err), secrets)}
+	}
+	for k, v := range c.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	if r.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", s.userAgent)
+	res := s.do(ctx, req)
+	res.Body = action.Redact(res.Body, secrets)
+	res.Error = action.Redact(res.Error, secrets)
+	return res
+}
+
+// newRequest builds a request whose body may be absent (a nil *bytes.Reader
+// would otherwise be sent as an empty, non-nil body).
+func newRequest(ctx context.Context, method, url string, body *bytes.Reader) (*http.Request, error) {
+	if body == nil {
+		return http.NewRequestWithContext(ctx, method, url, nil)
+	}
+	return http.NewRequestWithContext(ctx, method, url, body)
+}
