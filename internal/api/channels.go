@@ -40,6 +40,9 @@ type channelInput struct {
 	MaxInFlight     *int               `json:"max_in_flight"`
 	RateLimitPerSec *float64           `json:"rate_limit_per_sec"`
 	Secret          *string            `json:"secret"`
+	// Preset is a shorthand for action.preset (actions.go).
+	Preset *string      `json:"preset"`
+	Action *actionInput `json:"action"`
 }
 
 // reservedHeaders are set by Herald on every request and cannot be
@@ -53,8 +56,10 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 	if in.Kind != nil && *in.Kind == herald.ChannelHook {
 		// A hook is a channel with its one subscription, made in one call.
 		verr.Add("kind", "a \"hook\" is made through POST /v1/tenants/{tenant}/hooks, which subscribes it too; use \"webhook\" here")
-	} else if in.Kind != nil && *in.Kind != herald.ChannelWebhook {
-		verr.Add("kind", "only \"webhook\" channels exist so far")
+	} else if in.Kind != nil && *in.Kind != herald.ChannelWebhook && *in.Kind != herald.ChannelAction {
+		verr.Add("kind", "use \"webhook\" or \"action\"")
+	} else if in.Kind != nil && !creating && *in.Kind != c.Kind {
+		verr.Add("kind", "cannot be changed; create a new channel of kind %q", *in.Kind)
 	}
 	if in.Name != nil {
 		c.Name = strings.TrimSpace(*in.Name)
@@ -68,10 +73,12 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 		c.URL = strings.TrimSpace(*in.URL)
 		if len(c.URL) > maxURLLength {
 			verr.Add("url", "is %d characters long; use a URL of at most %d characters", len(c.URL), maxURLLength)
+		} else if c.Kind == herald.ChannelAction {
+			// May hold expressions or be a preset's base URL: checked by applyAction.
 		} else if err := s.Guard.CheckURL(ctx, c.URL); err != nil {
 			verr.Add("url", "%v", err)
 		}
-	} else if creating {
+	} else if creating && c.Kind != herald.ChannelAction {
 		verr.Add("url", "is required: the http(s) URL that receives the webhooks")
 	}
 	if !isNull(in.Policy) {
@@ -139,11 +146,18 @@ func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput,
 		c.RateLimitPerSec = *in.RateLimitPerSec
 	}
 	if in.Secret != nil {
-		if !creating {
+		if c.Kind == herald.ChannelAction {
+			verr.Add("secret", "action channels do not sign their requests; put API tokens in action.secrets and read them in action.headers as {{ secrets.<name> }}")
+		} else if !creating {
 			verr.Add("secret", "cannot be patched; use POST …/rotate-secret")
 		} else if _, err := webhooks.DecodeSecret(*in.Secret); err != nil {
 			verr.Add("secret", "%v", err)
 		}
+	}
+	if c.Kind == herald.ChannelAction {
+		s.applyAction(ctx, c, in, creating, verr)
+	} else if in.Action != nil || in.Preset != nil {
+		verr.Add("action", "is only for channels of kind \"action\"")
 	}
 	return verr.Err()
 }
@@ -180,8 +194,20 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p princip
 		Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: herald.DefaultMaxInFlight,
 		Headers: map[string]string{}, CreatedAt: now, UpdatedAt: now,
 	}
+	if (in.Kind != nil && *in.Kind == herald.ChannelAction) || (in.Kind == nil && (in.Preset != nil || in.Action != nil)) {
+		c.Kind = herald.ChannelAction
+	}
 	if err := s.apply(r.Context(), c, &in, true); err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if c.Kind == herald.ChannelAction {
+		// Nothing to sign with: the answer carries no secret.
+		if err := s.Store.CreateChannel(r.Context(), c); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, c)
 		return
 	}
 	secret := ""
@@ -273,6 +299,10 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, p principal) 
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principal) {
 	c, ok := s.channel(w, r, p)
 	if !ok {
+		return
+	}
+	if c.Kind == herald.ChannelAction {
+		s.fail(w, r, &herald.ConflictError{Detail: "action channels do not sign their requests; change their tokens with PATCH {\"action\": {\"secrets\": {…}}}"})
 		return
 	}
 	var in struct {
