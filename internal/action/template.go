@@ -348,7 +348,11 @@ func (v *secretRefs) Visit(n *ast.Node) {
 			names = append(names, k)
 		}
 		sort.Strings(names)
-		v.err = fmt.Errorf("there is no secret %q; add it to action.secrets (secrets now: %s)", name.Value, strings.Join(names, ", "))
+		have := "there are none yet"
+		if len(names) > 0 {
+			have = "there are: " + strings.Join(names, ", ")
+		}
+		v.err = fmt.Errorf("there is no secret %q; add it to action.secrets (%s)", name.Value, have)
 	}
 }
 
