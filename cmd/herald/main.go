@@ -16,10 +16,22 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	// Herald's live heap is small and most of what it allocates dies within
+	// a request, so collecting at 5x the live heap instead of 2x saves ~15%
+	// of CPU per delivery (measured with herald bench); a soft memory limit
+	// makes the collector work harder only as memory nears 200 MiB. GOGC and
+	// GOMEMLIMIT, when set, still decide.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(200 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
