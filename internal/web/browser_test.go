@@ -696,6 +696,36 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	// Channels of other kinds show what they are; an action channel shows
+	// its request template and never its token.
+	e.run(t, "ActionChannel", func(t *testing.T) {
+		const token = "xoxb-browser-test-token-123"
+		var ch struct {
+			ID string `json:"id"`
+		}
+		e.api("POST", "/v1/tenants/"+tenantID+"/channels", e.key, map[string]any{
+			"kind": "action", "preset": "hipcall", "name": "CRM", "url": e.recv.URL,
+			"action": map[string]any{"secrets": map[string]string{"token": token}, "options": map[string]string{"operation": "create_task"}},
+		}, http.StatusCreated, &ch)
+		e.openOK(tp+"/channels", fmt.Sprintf("tr[data-channel=%q]", ch.ID))
+		if got := e.text(fmt.Sprintf("tr[data-channel=%q] .badge", ch.ID)); !strings.Contains(got, "action") {
+			t.Errorf("the list marks the action channel %q", got)
+		}
+		e.openOK(tp+"/channels/"+ch.ID, "pre.action-body")
+		if got := e.text(".channel-kind"); !strings.Contains(got, "hipcall") {
+			t.Errorf(".channel-kind reads %q", got)
+		}
+		if got := e.text("pre.action-body"); !strings.Contains(got, "summary()") {
+			t.Errorf("the request template shows %q", got)
+		}
+		if e.count("form#rotate") != 0 {
+			t.Error("an action channel offers to rotate a signing secret it does not have")
+		}
+		if strings.Contains(run(e, chromedp.Evaluate[string]("document.documentElement.outerHTML")), token) {
+			t.Error("the channel page shows the action's token")
+		}
+	})
+
 	e.run(t, "CSRF", func(t *testing.T) {
 		c := e.cookie("herald_session")
 		if c == nil {
