@@ -298,7 +298,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
-	s.log.Info("herald serving", "addr", s.Addr(), "role", s.cfg.Role, "store", s.storeName(), "version", Version)
+	attrs := []any{"addr", s.Addr(), "role", s.cfg.Role, "store", s.storeName(), "version", Version}
+	if s.cfg.Role != RoleWorker {
+		attrs = append(attrs, "dashboard", "http://"+s.Addr()+"/")
+	}
+	s.log.Info("herald serving", attrs...)
 
 	var serveErr error
 	select {
