@@ -96,7 +96,42 @@ func startEnv(t *testing.T) *env {
 		t.Skip("browser tests are not short")
 	}
 	browser := findBrowser(t)
+	e := startHerald(t)
 
+	// Flags for CI: root needs no-sandbox; containers have no GPU and a
+	// small /dev/shm.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	tab, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	// The first Do starts the browser and binds it to tab, which has no
+	// deadline; each later action gets its own bounded context.
+	startCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(tab) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start %s: %v", browser, err)
+		}
+	case <-startCtx.Done():
+		t.Fatalf("%s did not start within 30s", browser)
+	}
+	e.tab = tab
+	return e
+}
+
+// startHerald starts a real Herald with the tenant acme and a receiver,
+// without a browser: the env's API helpers work, its browser ones do not.
+func startHerald(t *testing.T) *env {
+	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("HERALD_TEST_LOG") != "" {
 		level = slog.LevelDebug
@@ -131,34 +166,6 @@ func startEnv(t *testing.T) *env {
 	if err := os.MkdirAll(e.shotsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-
-	// Flags for CI: root needs no-sandbox; containers have no GPU and a
-	// small /dev/shm.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	tab, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	// The first Do starts the browser and binds it to tab, which has no
-	// deadline; each later action gets its own bounded context.
-	startCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(tab) }()
-	select {
-	case err := <-started:
-		if err != nil {
-			t.Fatalf("start %s: %v", browser, err)
-		}
-	case <-startCtx.Done():
-		t.Fatalf("%s did not start within 30s", browser)
-	}
-	e.tab = tab
 	return e
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	gopath "path"
 	"strings"
 )
 
@@ -69,6 +70,13 @@ func (s *Server) call(r *http.Request, sess *session, method, path string, in, o
 	req, err := http.NewRequestWithContext(r.Context(), method, path, body)
 	if err != nil {
 		return err
+	}
+	// An id of the page's path such as ".." or "a/../b" (%2F) would make
+	// another API path, which the API answers with a redirect: a page would
+	// fail to decode it and a form would report a success that did not
+	// happen. No real id makes an unclean path, so it is not found.
+	if p := req.URL.Path; gopath.Clean(p) != p {
+		return &apiError{Status: http.StatusNotFound, Title: "Not found", Detail: "There is nothing with that id."}
 	}
 	req.Header.Set("Authorization", "Bearer "+sess.Key)
 	if in != nil {
