@@ -164,8 +164,10 @@ func (t *Template) Render(e *herald.Event) (req *Request, err error) {
 		if err != nil {
 			return nil, t.redact(fmt.Errorf("action.headers.%s: %w", k, err))
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, fmt.Errorf("action.headers.%s: the rendered value holds a line break", k)
+		// Any control byte but a tab is refused by net/http when sending,
+		// which would look like a connection error and be retried.
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+			return nil, fmt.Errorf("action.headers.%s: the rendered value holds a line break or another control character", k)
 		}
 		req.Header.Set(k, v)
 	}
@@ -245,6 +247,9 @@ func run(p part, vars map[string]any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("{{ %s }}: %v", p.src, firstLine(err.Error()))
 	}
+	if size(v, maxValue) > maxValue {
+		return nil, fmt.Errorf("{{ %s }}: %w", p.src, errTooBig)
+	}
 	return v, nil
 }
 
@@ -303,7 +308,8 @@ func compileExpr(src string, allowSecrets bool, secrets map[string]string) (*vm.
 	if allowSecrets {
 		env = compileEnvSecrets
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.MaxNodes(maxNodes))
+	opts := append([]expr.Option{expr.Env(env), expr.MaxNodes(maxNodes)}, guardOptions...)
+	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		if !allowSecrets && strings.Contains(err.Error(), "unknown name secrets") {
 			return nil, fmt.Errorf("{{ %s }}: secrets may be used in headers and the URL only, never in the body (a body can come back in a response the delivery log keeps)", src)
