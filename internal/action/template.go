@@ -25,6 +25,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/exprguard"
 )
 
 // Bounds of a template, so no saved action is expensive to render.
@@ -247,8 +248,8 @@ func run(p part, vars map[string]any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("{{ %s }}: %v", p.src, firstLine(err.Error()))
 	}
-	if size(v, maxValue) > maxValue {
-		return nil, fmt.Errorf("{{ %s }}: %w", p.src, errTooBig)
+	if exprguard.Size(v, MaxBody) > MaxBody {
+		return nil, fmt.Errorf("{{ %s }}: %w", p.src, &exprguard.TooBigError{Limit: MaxBody})
 	}
 	return v, nil
 }
@@ -308,7 +309,7 @@ func compileExpr(src string, allowSecrets bool, secrets map[string]string) (*vm.
 	if allowSecrets {
 		env = compileEnvSecrets
 	}
-	opts := append([]expr.Option{expr.Env(env), expr.MaxNodes(maxNodes)}, guardOptions...)
+	opts := append([]expr.Option{expr.Env(env), expr.MaxNodes(maxNodes)}, exprguard.Options(MaxBody)...)
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		if !allowSecrets && strings.Contains(err.Error(), "unknown name secrets") {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/heraldhq/herald/internal/exprguard"
 )
 
 // MaxLength bounds a filter's source text.
@@ -18,6 +20,11 @@ const MaxLength = 2048
 // maxNodes bounds a filter's size after parsing, so no saved filter can be
 // expensive to run on every publish.
 const maxNodes = 400
+
+// maxValue bounds every value a filter builds (a string, a list), so a short
+// filter cannot make gigabytes on every publish: room for toJSON(data) of
+// the largest event.
+const maxValue = 1 << 20
 
 // Program is a compiled filter.
 type Program struct {
@@ -50,7 +57,8 @@ func Compile(src string) (*Program, error) {
 	if len(src) > MaxLength {
 		return nil, fmt.Errorf("is %d characters long; at most %d are allowed", len(src), MaxLength)
 	}
-	p, err := expr.Compile(src, expr.Env(compileEnv), expr.AsBool(), expr.MaxNodes(maxNodes))
+	opts := append([]expr.Option{expr.Env(compileEnv), expr.AsBool(), expr.MaxNodes(maxNodes)}, exprguard.Options(maxValue)...)
+	p, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("does not compile: %v (fields: id, type, source, occurred_at, data.<field>; e.g. data.total_amount >= 5000 && source != \"admin\")", err)
 	}

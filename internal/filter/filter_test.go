@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,43 @@ func TestCache(t *testing.T) {
 	}
 	if _, err := c.Get(`(`); err == nil {
 		t.Fatal("bad filter cached as good")
+	}
+}
+
+// A short filter must not build a huge value on every publish: each of
+// these would allocate 200 MB or more; they fail (no match) having
+// allocated little.
+func TestFiltersCannotBuildHugeValues(t *testing.T) {
+	k := strings.Repeat("x", 1000)
+	for name, src := range map[string]string{
+		"repeat": `len(repeat(repeat('x', 1000), 200000)) > 0`,
+		"join":   `len(join(map(1..200000, '` + k + `'), '')) > 0`,
+		"plus":   `let a = repeat('x', 1000); let b = a+a+a+a+a+a+a+a+a+a; let c = b+b+b+b+b+b+b+b+b+b; let d = c+c+c+c+c+c+c+c+c+c; let e = d+d+d+d+d+d+d+d+d+d; len(e+e) > 0`,
+		"toJSON": `len(toJSON(map(1..200000, data))) > 0`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := Compile(src)
+			if err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			ok, err := p.Match(Env{Data: map[string]any{"s": k}})
+			runtime.ReadMemStats(&after)
+			if ok || err == nil {
+				t.Fatalf("matched %v, err %v: want an error", ok, err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+				t.Errorf("allocated %d MB before failing", n>>20)
+			}
+		})
+	}
+	// Ordinary filters still work.
+	p, err := Compile(`toJSON(data) != "" && len(data.s + "y") == 1001`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.Match(Env{Data: map[string]any{"s": k}}); !ok || err != nil {
+		t.Fatalf("an ordinary filter: %v %v", ok, err)
 	}
 }
