@@ -3,9 +3,11 @@ package channel
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/action"
@@ -15,16 +17,28 @@ import (
 const maxTemplates = 10_000
 
 // template returns the channel's compiled action, compiling it once per
-// version of the channel.
+// definition: the cache key is a hash of everything the template is made
+// of (secrets included), so a change is never missed, however close in
+// time two changes are.
 func (s *Sender) template(c *herald.Channel) (*action.Template, error) {
-	key := c.ID + "@" + strconv.FormatInt(c.UpdatedAt.UnixNano(), 10)
+	def, err := json.Marshal(struct {
+		URL, Method string
+		Headers     map[string]string
+		Body        json.RawMessage
+		Secrets     map[string]string
+	}{c.URL, c.Action.Method, c.Action.Headers, c.Action.Body, c.Action.Secrets})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(def)
+	key := c.ID + "@" + hex.EncodeToString(sum[:])
 	s.tmu.Lock()
 	t, ok := s.templates[key]
 	s.tmu.Unlock()
 	if ok {
 		return t, nil
 	}
-	t, err := action.Compile(c.URL, c.Action)
+	t, err = action.Compile(c.URL, c.Action)
 	if err != nil {
 		return nil, err
 	}
