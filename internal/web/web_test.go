@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -80,7 +82,7 @@ func (c *client) signIn(key, next string) string {
 	form := url.Values{"csrf": {m[1]}, "api_key": {key}}
 	// The form carries next back as the page rendered it.
 	if n := regexp.MustCompile(`name="next" value="([^"]*)"`).FindStringSubmatch(body); n != nil {
-		form.Set("next", htmlUnescape(n[1]))
+		form.Set("next", html.UnescapeString(n[1]))
 	}
 	status, loc, body := c.do(http.MethodPost, "/signin", form)
 	if status != http.StatusSeeOther {
@@ -89,10 +91,6 @@ func (c *client) signIn(key, next string) string {
 	// Read a page for the session's token.
 	c.do(http.MethodGet, "/", nil)
 	return loc
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`).Replace(s)
 }
 
 // A sign-in link's next must keep the user on the dashboard: browsers
@@ -128,6 +126,244 @@ func TestDotIDsAreNotFound(t *testing.T) {
 		"/t/acme/notifications/%2E%2E/toggle", "/t/acme/notifications/x/attachments/%2E%2E/remove", "/t/acme/deliveries/%2E%2E/retry"} {
 		if status, loc, body := c.post(p, url.Values{"enabled": {"false"}}); status != http.StatusNotFound {
 			t.Errorf("POST %s: %d %s, want 404: %s", p, status, loc, truncate(body, 300))
+		}
+	}
+}
+
+// otherTenant makes a second tenant with a channel, through the API, and
+// answers the channel's id, name and secret.
+func otherTenant(e *env) (id, name, secret string) {
+	e.t.Helper()
+	e.api(http.MethodPost, "/v1/tenants", adminKey, map[string]string{"id": "other", "name": "Other Shop"}, http.StatusCreated, nil)
+	var ch struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	name = "other-private-channel"
+	e.api(http.MethodPost, "/v1/tenants/other/channels", adminKey, map[string]string{"name": name, "url": e.recv.URL + "/other"}, http.StatusCreated, &ch)
+	if ch.Secret == "" {
+		var sec struct {
+			Secret string `json:"secret"`
+		}
+		e.api(http.MethodGet, "/v1/tenants/other/channels/"+ch.ID+"/secret", adminKey, nil, http.StatusOK, &sec)
+		ch.Secret = sec.Secret
+	}
+	return ch.ID, name, ch.Secret
+}
+
+// A tenant's session reaches none of another tenant's pages or forms: the
+// API refuses its key, and nothing of the other tenant shows or changes.
+func TestTenantCannotReachAnotherTenant(t *testing.T) {
+	e := startHerald(t)
+	chID, chName, secret := otherTenant(e)
+	c := newClient(e)
+	c.signIn(e.key, "")
+
+	for _, p := range []string{"/t/other/notifications", "/t/other/notifications/order.completed", "/t/other/channels",
+		"/t/other/channels/" + chID, "/t/other/channels/" + chID + "?show_secret=1", "/t/acme/channels/" + chID + "?show_secret=1",
+		"/t/other/deliveries", "/t/other/deliveries?channel_id=" + chID, "/t/other/events", "/operator/tenants", "/operator/tenants/other"} {
+		status, _, body := c.do(http.MethodGet, p, nil)
+		body = html.UnescapeString(body)
+		if status == http.StatusOK || status/100 == 3 {
+			t.Errorf("GET %s: %d, want a refusal", p, status)
+		}
+		if strings.Contains(body, chName) || strings.Contains(body, secret) || strings.Contains(body, "Other Shop") {
+			t.Errorf("GET %s shows the other tenant's data: %s", p, truncate(body, 500))
+		}
+	}
+	for _, p := range []string{"/t/other/channels/" + chID + "/disable", "/t/other/channels/" + chID + "/rotate",
+		"/t/other/channels/" + chID + "/delete", "/t/acme/channels/" + chID + "/delete", "/t/other/notifications/order.completed/toggle",
+		"/t/other/channels", "/operator/tenants/other/api-keys"} {
+		form := url.Values{"enabled": {"false"}, "name": {"planted"}, "url": {e.recv.URL + "/planted"}}
+		if status, loc, _ := c.post(p, form); status < 400 {
+			t.Errorf("POST %s: %d %s, want a refusal", p, status, loc)
+		}
+	}
+
+	var ch struct {
+		Enabled bool `json:"enabled"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/other/channels/"+chID, adminKey, nil, http.StatusOK, &ch)
+	if !ch.Enabled {
+		t.Error("the other tenant's channel was disabled")
+	}
+	var sec struct {
+		Secret string `json:"secret"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/other/channels/"+chID+"/secret", adminKey, nil, http.StatusOK, &sec)
+	if sec.Secret != secret {
+		t.Error("the other tenant's secret was rotated")
+	}
+	var lists struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/other/channels", adminKey, nil, http.StatusOK, &lists)
+	if len(lists.Data) != 1 {
+		t.Errorf("the other tenant has %d channels, want its one", len(lists.Data))
+	}
+	e.api(http.MethodGet, "/v1/tenants/other/api-keys", adminKey, nil, http.StatusOK, &lists)
+	if len(lists.Data) != 1 {
+		t.Errorf("the other tenant has %d API keys, want its one", len(lists.Data))
+	}
+	var et struct {
+		Enabled bool `json:"enabled"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/other/event-types/order.completed", adminKey, nil, http.StatusOK, &et)
+	if !et.Enabled {
+		t.Error("the other tenant's order.completed was turned off")
+	}
+
+	// The same pages do show it to the operator, so the checks above
+	// looked for the right things.
+	op := newClient(e)
+	op.signIn(adminKey, "")
+	if status, _, body := op.do(http.MethodGet, "/t/other/channels/"+chID+"?show_secret=1", nil); status != http.StatusOK ||
+		!strings.Contains(body, chName) || !strings.Contains(html.UnescapeString(body), secret) {
+		t.Errorf("the operator's view of the channel: %d: %s", status, truncate(body, 500))
+	}
+}
+
+// Every route that changes something refuses a form without the session's
+// CSRF token, or with a wrong one, and changes nothing.
+func TestEveryPostNeedsCSRF(t *testing.T) {
+	e := startHerald(t)
+	var ch struct {
+		ID string `json:"id"`
+	}
+	e.api(http.MethodPost, "/v1/tenants/acme/channels", e.key, map[string]string{"name": "hooks", "url": e.recv.URL}, http.StatusCreated, &ch)
+	var sub struct {
+		ID string `json:"id"`
+	}
+	e.api(http.MethodPost, "/v1/tenants/acme/subscriptions", e.key, map[string]any{"channel_id": ch.ID, "event_types": []string{"order.completed"}}, http.StatusCreated, &sub)
+	var keys struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/api-keys", adminKey, nil, http.StatusOK, &keys)
+
+	c := newClient(e)
+	c.signIn(adminKey, "")
+	ct, n := "/t/acme/channels/"+ch.ID, "/t/acme/notifications/order.completed"
+	// Every non-GET route of the dashboard (web.go and routes* in each file).
+	routes := []string{"/signout",
+		n + "/toggle", n + "/attach", n + "/attachments/" + sub.ID, n + "/attachments/" + sub.ID + "/remove",
+		"/t/acme/channels", ct, ct + "/enable", ct + "/disable", ct + "/delete", ct + "/rotate", ct + "/test", ct + "/recover",
+		"/t/acme/deliveries/dlv_x/retry",
+		"/operator/tenants", "/operator/tenants/acme/api-keys", "/operator/tenants/acme/api-keys/" + keys.Data[0].ID + "/revoke",
+		"/no/such/page"}
+	form := url.Values{"enabled": {"false"}, "name": {"planted"}, "url": {e.recv.URL}, "channel_id": {ch.ID}, "since": {"2020-01-01T00:00"}}
+	for _, p := range routes {
+		for _, token := range []string{"", "wrong", c.csrf + "x"} {
+			f := url.Values{}
+			for k, v := range form {
+				f[k] = v
+			}
+			if token != "" {
+				f.Set("csrf", token)
+			}
+			if status, loc, _ := c.do(http.MethodPost, p, f); status != http.StatusForbidden {
+				t.Errorf("POST %s with token %q: %d %s, want 403", p, token, status, loc)
+			}
+		}
+	}
+	// Nothing changed, and the session still works.
+	var got struct {
+		Name    string `json:"name"`
+		Enabled bool   `json:"enabled"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/channels/"+ch.ID, e.key, nil, http.StatusOK, &got)
+	if got.Name != "hooks" || !got.Enabled {
+		t.Errorf("the channel changed: %+v", got)
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/subscriptions/"+sub.ID, e.key, nil, http.StatusOK, nil)
+	e.api(http.MethodGet, "/v1/tenants/acme/api-keys", adminKey, nil, http.StatusOK, &keys)
+	if len(keys.Data) != 1 {
+		t.Errorf("acme has %d keys, want 1", len(keys.Data))
+	}
+	if typeEnabled(e, "order.completed") != true {
+		t.Error("order.completed was turned off")
+	}
+	var tenants struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	e.api(http.MethodGet, "/v1/tenants", adminKey, nil, http.StatusOK, &tenants)
+	if len(tenants.Data) != 1 {
+		t.Errorf("%d tenants, want 1", len(tenants.Data))
+	}
+	if status, _, _ := c.do(http.MethodGet, "/operator/tenants", nil); status != http.StatusOK {
+		t.Errorf("the session ended: %d", status)
+	}
+	// The same forms with the token do work (the sign-out last).
+	if status, loc, _ := c.post(ct+"/disable", nil); status != http.StatusSeeOther {
+		t.Errorf("disable with the token: %d %s", status, loc)
+	}
+	if status, loc, _ := c.post("/signout", nil); status != http.StatusSeeOther || loc != "/signin" {
+		t.Errorf("sign out with the token: %d %s", status, loc)
+	}
+}
+
+// The session cookie is HttpOnly and SameSite=Lax, Secure unless served
+// over plain HTTP on loopback, and a cookie Herald did not seal is no
+// session.
+func TestSessionCookie(t *testing.T) {
+	e := startHerald(t)
+	signin := func(host string) *http.Cookie {
+		req, _ := http.NewRequest(http.MethodGet, e.base+"/signin", nil)
+		req.Host = host
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		token := csrfInput.FindSubmatch(b)
+		form := url.Values{"csrf": {string(token[1])}, "api_key": {e.key}}
+		req, _ = http.NewRequest(http.MethodPost, e.base+"/signin", strings.NewReader(form.Encode()))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, ck := range resp.Cookies() {
+			req.AddCookie(ck)
+		}
+		resp, err = http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "herald_session" {
+				return ck
+			}
+		}
+		t.Fatalf("sign-in on %s set no session: %d", host, resp.StatusCode)
+		return nil
+	}
+	local := signin(strings.TrimPrefix(e.base, "http://"))
+	if !local.HttpOnly || local.SameSite != http.SameSiteLaxMode || local.Secure {
+		t.Errorf("loopback cookie: HttpOnly %v, SameSite %v, Secure %v", local.HttpOnly, local.SameSite, local.Secure)
+	}
+	if public := signin("dashboard.example.com"); !public.Secure || !public.HttpOnly {
+		t.Errorf("public cookie: Secure %v, HttpOnly %v", public.Secure, public.HttpOnly)
+	}
+	if strings.Contains(local.Value, e.key) || strings.Contains(local.Value, strings.TrimPrefix(e.key, "hk_")) {
+		t.Error("the cookie holds the key in the clear")
+	}
+	// A flipped byte is no session: back to sign in.
+	b := []byte(local.Value)
+	b[len(b)/2] ^= 1
+	if b[len(b)/2] == '_' || b[len(b)/2] == '-' {
+		b[len(b)/2] = 'A'
+	}
+	for _, v := range []string{string(b), "", "not-base64!", local.Value[:20]} {
+		req, _ := http.NewRequest(http.MethodGet, e.base+"/t/acme/channels", nil)
+		req.AddCookie(&http.Cookie{Name: "herald_session", Value: v})
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/signin") {
+			t.Errorf("cookie %q: %d %s, want to sign in", truncate(v, 20), resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
 }
