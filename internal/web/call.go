@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	gopath "path"
 	"strings"
 )
@@ -106,4 +107,28 @@ func (s *Server) call(r *http.Request, sess *session, method, path string, in, o
 type list[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// tenantAPI is the API's path of tenant t.
+func tenantAPI(t string) string { return "/v1/tenants/" + url.PathEscape(t) }
+
+// allPages reads every page of a list endpoint; query may be empty.
+func allPages[T any](s *Server, r *http.Request, sess *session, path string, query url.Values) ([]T, error) {
+	var all []T
+	q := url.Values{}
+	for k, v := range query {
+		q[k] = v
+	}
+	q.Set("limit", "500")
+	for {
+		var lst list[T]
+		if err := s.call(r, sess, http.MethodGet, path+"?"+q.Encode(), nil, &lst); err != nil {
+			return nil, err
+		}
+		all = append(all, lst.Data...)
+		if lst.NextCursor == nil || *lst.NextCursor == "" || len(lst.Data) == 0 {
+			return all, nil
+		}
+		q.Set("cursor", *lst.NextCursor)
+	}
 }

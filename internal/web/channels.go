@@ -160,30 +160,7 @@ type chanList struct {
 	Create   chanForm
 }
 
-func chanAPI(t string) string { return "/v1/tenants/" + url.PathEscape(t) }
-
 func chanPage(t string) string { return "/t/" + url.PathEscape(t) + "/channels" }
-
-// chanAllPages reads every page of a list endpoint; query may be empty.
-func chanAllPages[T any](s *Server, r *http.Request, sess *session, path string, query url.Values) ([]T, error) {
-	var all []T
-	q := url.Values{}
-	for k, v := range query {
-		q[k] = v
-	}
-	q.Set("limit", "500")
-	for {
-		var lst list[T]
-		if err := s.call(r, sess, http.MethodGet, path+"?"+q.Encode(), nil, &lst); err != nil {
-			return nil, err
-		}
-		all = append(all, lst.Data...)
-		if lst.NextCursor == nil || *lst.NextCursor == "" || len(lst.Data) == 0 {
-			return all, nil
-		}
-		q.Set("cursor", *lst.NextCursor)
-	}
-}
 
 func (s *Server) channelsPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.renderChannels(w, r, sess, http.StatusOK, chanForm{Policy: herald.PolicyStandard}, "", nil)
@@ -191,7 +168,7 @@ func (s *Server) channelsPage(w http.ResponseWriter, r *http.Request, sess *sess
 
 func (s *Server) renderChannels(w http.ResponseWriter, r *http.Request, sess *session, status int, form chanForm, msg string, fields map[string]string) {
 	t := tenantOf(r, sess)
-	chans, err := chanAllPages[herald.Channel](s, r, sess, chanAPI(t)+"/channels", nil)
+	chans, err := allPages[herald.Channel](s, r, sess, tenantAPI(t)+"/channels", nil)
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
@@ -213,7 +190,7 @@ func (s *Server) channelCreate(w http.ResponseWriter, r *http.Request, sess *ses
 		return
 	}
 	var c herald.Channel
-	if err := s.call(r, sess, http.MethodPost, chanAPI(t)+"/channels", in, &c); err != nil {
+	if err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/channels", in, &c); err != nil {
 		if !formProblem(err) {
 			s.fail(w, r, sess, err)
 			return
@@ -269,7 +246,7 @@ type chanDetail struct {
 // loadChannel gathers the channel's page; the secret only when asked for,
 // so it is not in every page's HTML.
 func (s *Server) loadChannel(r *http.Request, sess *session, t, id string, showSecret bool) (*chanDetail, error) {
-	base := chanAPI(t) + "/channels/" + url.PathEscape(id)
+	base := tenantAPI(t) + "/channels/" + url.PathEscape(id)
 	d := &chanDetail{}
 	if err := s.call(r, sess, http.MethodGet, base, nil, &d.Channel); err != nil {
 		return nil, err
@@ -286,7 +263,7 @@ func (s *Server) loadChannel(r *http.Request, sess *session, t, id string, showS
 		d.Secret = sec.Secret
 	}
 	var types list[herald.EventType]
-	if err := s.call(r, sess, http.MethodGet, chanAPI(t)+"/event-types", nil, &types); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/event-types", nil, &types); err != nil {
 		return nil, err
 	}
 	d.EventTypes = types.Data
@@ -297,7 +274,7 @@ func (s *Server) loadChannel(r *http.Request, sess *session, t, id string, showS
 	if err := s.loadHealth(r, sess, t, id, &d.Health); err != nil {
 		return nil, err
 	}
-	subs, err := chanAllPages[herald.Subscription](s, r, sess, chanAPI(t)+"/subscriptions", url.Values{"channel_id": {id}})
+	subs, err := allPages[herald.Subscription](s, r, sess, tenantAPI(t)+"/subscriptions", url.Values{"channel_id": {id}})
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +309,7 @@ func (s *Server) loadChannel(r *http.Request, sess *session, t, id string, showS
 func (s *Server) loadHealth(r *http.Request, sess *session, t, id string, h *chanHealth) error {
 	var recent list[herald.Delivery]
 	q := url.Values{"channel_id": {id}, "limit": {"100"}}
-	if err := s.call(r, sess, http.MethodGet, chanAPI(t)+"/deliveries?"+q.Encode(), nil, &recent); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/deliveries?"+q.Encode(), nil, &recent); err != nil {
 		return err
 	}
 	h.Recent = len(recent.Data)
@@ -347,7 +324,7 @@ func (s *Server) loadHealth(r *http.Request, sess *session, t, id string, h *cha
 	h.Finished = h.Succeeded + h.Failed
 	var pending list[herald.Delivery]
 	q = url.Values{"channel_id": {id}, "status": {string(herald.StatusPending)}, "limit": {"500"}}
-	if err := s.call(r, sess, http.MethodGet, chanAPI(t)+"/deliveries?"+q.Encode(), nil, &pending); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/deliveries?"+q.Encode(), nil, &pending); err != nil {
 		return err
 	}
 	h.Pending = len(pending.Data)
@@ -401,7 +378,7 @@ func (s *Server) channelEdit(w http.ResponseWriter, r *http.Request, sess *sessi
 	if len(bad) > 0 {
 		err = chanLocalErrors(bad)
 	} else {
-		err = s.call(r, sess, http.MethodPatch, chanAPI(t)+"/channels/"+url.PathEscape(id), in, nil)
+		err = s.call(r, sess, http.MethodPatch, tenantAPI(t)+"/channels/"+url.PathEscape(id), in, nil)
 	}
 	if err != nil {
 		s.channelFormError(w, r, sess, err, func(d *chanDetail) { d.Edit = form })
@@ -413,7 +390,7 @@ func (s *Server) channelEdit(w http.ResponseWriter, r *http.Request, sess *sessi
 func (s *Server) channelSetEnabled(on bool) pageHandler {
 	return func(w http.ResponseWriter, r *http.Request, sess *session) {
 		t, id := tenantOf(r, sess), r.PathValue("id")
-		if err := s.call(r, sess, http.MethodPatch, chanAPI(t)+"/channels/"+url.PathEscape(id), map[string]bool{"enabled": on}, nil); err != nil {
+		if err := s.call(r, sess, http.MethodPatch, tenantAPI(t)+"/channels/"+url.PathEscape(id), map[string]bool{"enabled": on}, nil); err != nil {
 			s.fail(w, r, sess, err)
 			return
 		}
@@ -427,7 +404,7 @@ func (s *Server) channelSetEnabled(on bool) pageHandler {
 
 func (s *Server) channelDelete(w http.ResponseWriter, r *http.Request, sess *session) {
 	t, id := tenantOf(r, sess), r.PathValue("id")
-	if err := s.call(r, sess, http.MethodDelete, chanAPI(t)+"/channels/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := s.call(r, sess, http.MethodDelete, tenantAPI(t)+"/channels/"+url.PathEscape(id), nil, nil); err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -439,7 +416,7 @@ func (s *Server) channelRotate(w http.ResponseWriter, r *http.Request, sess *ses
 	var ans struct {
 		PreviousExpiresAt time.Time `json:"previous_expires_at"`
 	}
-	if err := s.call(r, sess, http.MethodPost, chanAPI(t)+"/channels/"+url.PathEscape(id)+"/rotate-secret", nil, &ans); err != nil {
+	if err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/channels/"+url.PathEscape(id)+"/rotate-secret", nil, &ans); err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -456,7 +433,7 @@ func (s *Server) channelTest(w http.ResponseWriter, r *http.Request, sess *sessi
 	t, id := tenantOf(r, sess), r.PathValue("id")
 	et := r.PostFormValue("event_type")
 	var res chanTestResult
-	err := s.call(r, sess, http.MethodPost, chanAPI(t)+"/channels/"+url.PathEscape(id)+"/test", map[string]string{"event_type": et}, &res)
+	err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/channels/"+url.PathEscape(id)+"/test", map[string]string{"event_type": et}, &res)
 	if err != nil {
 		s.channelFormError(w, r, sess, err, func(d *chanDetail) { d.EventType = et })
 		return
@@ -497,7 +474,7 @@ func (s *Server) channelRecover(w http.ResponseWriter, r *http.Request, sess *se
 	var ans struct {
 		Requeued int `json:"requeued"`
 	}
-	if err := s.call(r, sess, http.MethodPost, chanAPI(t)+"/channels/"+url.PathEscape(id)+"/recover", map[string]string{"since": since.UTC().Format(time.RFC3339)}, &ans); err != nil {
+	if err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/channels/"+url.PathEscape(id)+"/recover", map[string]string{"since": since.UTC().Format(time.RFC3339)}, &ans); err != nil {
 		s.channelFormError(w, r, sess, err, keep)
 		return
 	}

@@ -87,7 +87,7 @@ type eventTypeOption struct {
 // plenty for a select) and a map of id → name for the tables.
 func (s *Server) tenantChannels(r *http.Request, sess *session, t string) ([]herald.Channel, map[string]string, error) {
 	var lst list[herald.Channel]
-	if err := s.call(r, sess, http.MethodGet, "/v1/tenants/"+url.PathEscape(t)+"/channels?limit=500", nil, &lst); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/channels?limit=500", nil, &lst); err != nil {
 		return nil, nil, err
 	}
 	names := make(map[string]string, len(lst.Data))
@@ -114,7 +114,7 @@ type deliveriesData struct {
 
 func (s *Server) deliveriesPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	t := tenantOf(r, sess)
-	base := "/v1/tenants/" + url.PathEscape(t)
+	base := tenantAPI(t)
 	f := readDeliveryFilters(r)
 	d := &deliveriesData{Filters: f}
 	if r.URL.Query().Get("cursor") != "" {
@@ -176,7 +176,7 @@ func (s *Server) loadDelivery(r *http.Request, sess *session, t, id string) (*de
 		herald.Delivery
 		AttemptLog []herald.Attempt `json:"attempt_log"`
 	}
-	base := "/v1/tenants/" + url.PathEscape(t)
+	base := tenantAPI(t)
 	if err := s.call(r, sess, http.MethodGet, base+"/deliveries/"+url.PathEscape(id), nil, &det); err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, sess *ses
 		Delivery herald.Delivery `json:"delivery"`
 		Attempt  herald.Attempt  `json:"attempt"`
 	}
-	err := s.call(r, sess, http.MethodPost, "/v1/tenants/"+url.PathEscape(t)+"/deliveries/"+url.PathEscape(id)+"/retry", nil, &res)
+	err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/deliveries/"+url.PathEscape(id)+"/retry", nil, &res)
 	var aerr *apiError
 	if errors.As(err, &aerr) && aerr.Status == http.StatusConflict {
 		// Still pending, already being attempted or its channel is off:

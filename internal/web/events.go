@@ -42,7 +42,7 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		api.Set("cursor", cursor)
 	}
 	var lst list[herald.Event]
-	if err := s.call(r, sess, http.MethodGet, "/v1/tenants/"+url.PathEscape(t)+"/events?"+api.Encode(), nil, &lst); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/events?"+api.Encode(), nil, &lst); err != nil {
 		var aerr *apiError
 		if errors.As(err, &aerr) && (aerr.Status == http.StatusBadRequest || aerr.Status == http.StatusUnprocessableEntity) {
 			p.Error, p.Fields = fieldErrors(err)
@@ -75,7 +75,7 @@ type eventData struct {
 
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	t := tenantOf(r, sess)
-	base := "/v1/tenants/" + url.PathEscape(t)
+	base := tenantAPI(t)
 	// The event's detail carries its deliveries (up to 500, newest first),
 	// the same list as GET deliveries?event_id=, in one call.
 	var det struct {

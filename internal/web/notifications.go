@@ -60,29 +60,6 @@ type notifList struct {
 	Enabled int
 }
 
-// notifAllPages reads every page of a list endpoint; path has no query.
-func notifAllPages[T any](s *Server, r *http.Request, sess *session, path string) ([]T, error) {
-	var all []T
-	cursor := ""
-	for {
-		q := url.Values{"limit": {"500"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var lst list[T]
-		if err := s.call(r, sess, http.MethodGet, path+"?"+q.Encode(), nil, &lst); err != nil {
-			return nil, err
-		}
-		all = append(all, lst.Data...)
-		if lst.NextCursor == nil || *lst.NextCursor == "" || len(lst.Data) == 0 {
-			return all, nil
-		}
-		cursor = *lst.NextCursor
-	}
-}
-
-func notifAPI(t string) string { return "/v1/tenants/" + url.PathEscape(t) }
-
 // groupTitle turns a group name into a heading: "payment" → "Payments",
 // "license_key" → "License keys".
 func notifGroupTitle(g string) string {
@@ -130,11 +107,11 @@ type notifGroupOf[T any] struct {
 func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	t := tenantOf(r, sess)
 	var types list[notifType]
-	if err := s.call(r, sess, http.MethodGet, notifAPI(t)+"/event-types", nil, &types); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/event-types", nil, &types); err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
-	subs, err := notifAllPages[herald.Subscription](s, r, sess, notifAPI(t)+"/subscriptions")
+	subs, err := allPages[herald.Subscription](s, r, sess, tenantAPI(t)+"/subscriptions", nil)
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
@@ -166,7 +143,7 @@ func (s *Server) notificationToggle(w http.ResponseWriter, r *http.Request, sess
 		s.render(w, r, http.StatusBadRequest, "error", &page{Title: "Bad request", Session: sess, TenantID: t, Error: "The form must say whether to turn the event type on or off."})
 		return
 	}
-	if err := s.call(r, sess, http.MethodPatch, notifAPI(t)+"/event-types/"+url.PathEscape(name), map[string]bool{"enabled": on}, nil); err != nil {
+	if err := s.call(r, sess, http.MethodPatch, tenantAPI(t)+"/event-types/"+url.PathEscape(name), map[string]bool{"enabled": on}, nil); err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -217,14 +194,14 @@ type notifDetail struct {
 // channels to choose from.
 func (s *Server) loadNotifDetail(r *http.Request, sess *session, t, name string) (*notifDetail, error) {
 	d := &notifDetail{Sources: notifSources}
-	if err := s.call(r, sess, http.MethodGet, notifAPI(t)+"/event-types/"+url.PathEscape(name), nil, &d.Type); err != nil {
+	if err := s.call(r, sess, http.MethodGet, tenantAPI(t)+"/event-types/"+url.PathEscape(name), nil, &d.Type); err != nil {
 		return nil, err
 	}
-	subs, err := notifAllPages[herald.Subscription](s, r, sess, notifAPI(t)+"/subscriptions")
+	subs, err := allPages[herald.Subscription](s, r, sess, tenantAPI(t)+"/subscriptions", nil)
 	if err != nil {
 		return nil, err
 	}
-	if d.Channels, err = notifAllPages[notifChannel](s, r, sess, notifAPI(t)+"/channels"); err != nil {
+	if d.Channels, err = allPages[notifChannel](s, r, sess, tenantAPI(t)+"/channels", nil); err != nil {
 		return nil, err
 	}
 	sort.SliceStable(d.Channels, func(i, j int) bool {
@@ -300,7 +277,7 @@ func (s *Server) notificationAttach(w http.ResponseWriter, r *http.Request, sess
 	if form.ChannelID != "" {
 		in["channel_id"] = form.ChannelID // left out, the API says it is required
 	}
-	err := s.call(r, sess, http.MethodPost, notifAPI(t)+"/subscriptions", in, nil)
+	err := s.call(r, sess, http.MethodPost, tenantAPI(t)+"/subscriptions", in, nil)
 	if err == nil {
 		done(w, r, "/t/"+url.PathEscape(t)+"/notifications/"+url.PathEscape(name), "Channel attached to "+name+".")
 		return
@@ -323,7 +300,7 @@ func (s *Server) notificationAttach(w http.ResponseWriter, r *http.Request, sess
 func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *session) {
 	t, name, id := tenantOf(r, sess), r.PathValue("type"), r.PathValue("id")
 	sources, filter := notifFormSources(r), r.PostFormValue("filter")
-	err := s.call(r, sess, http.MethodPatch, notifAPI(t)+"/subscriptions/"+url.PathEscape(id), map[string]any{"sources": sources, "filter": filter}, nil)
+	err := s.call(r, sess, http.MethodPatch, tenantAPI(t)+"/subscriptions/"+url.PathEscape(id), map[string]any{"sources": sources, "filter": filter}, nil)
 	if err == nil {
 		done(w, r, "/t/"+url.PathEscape(t)+"/notifications/"+url.PathEscape(name), "Attachment saved.")
 		return
@@ -350,7 +327,7 @@ func (s *Server) notificationEdit(w http.ResponseWriter, r *http.Request, sess *
 
 func (s *Server) notificationRemove(w http.ResponseWriter, r *http.Request, sess *session) {
 	t, name, id := tenantOf(r, sess), r.PathValue("type"), r.PathValue("id")
-	if err := s.call(r, sess, http.MethodDelete, notifAPI(t)+"/subscriptions/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := s.call(r, sess, http.MethodDelete, tenantAPI(t)+"/subscriptions/"+url.PathEscape(id), nil, nil); err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,7 +82,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, sess *sess
 		APIKey string `json:"api_key"`
 	}
 	err := s.call(r, sess, http.MethodPost, "/v1/tenants", in, &created)
-	if err != nil && !isInvalid(err) {
+	if err != nil && !formProblem(err) {
 		s.fail(w, r, sess, err)
 		return
 	}
@@ -101,13 +100,6 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, sess *sess
 	s.renderTenants(w, r, sess, http.StatusCreated, &d, &page{Flash: "Tenant " + created.ID + " created."})
 }
 
-// isInvalid says whether the API refused the input itself (the form can
-// show why) rather than the request.
-func isInvalid(err error) bool {
-	var aerr *apiError
-	return errors.As(err, &aerr) && (aerr.Status == http.StatusBadRequest || aerr.Status == http.StatusUnprocessableEntity || aerr.Status == http.StatusConflict)
-}
-
 // tenantData is one tenant's page: details and keys.
 type tenantData struct {
 	Tenant herald.Tenant
@@ -122,7 +114,7 @@ func (s *Server) tenantPage(w http.ResponseWriter, r *http.Request, sess *sessio
 }
 
 func (s *Server) showTenant(w http.ResponseWriter, r *http.Request, sess *session, status int, d *tenantData, flash string) {
-	base := "/v1/tenants/" + url.PathEscape(r.PathValue("tenant"))
+	base := tenantAPI(r.PathValue("tenant"))
 	if err := s.call(r, sess, http.MethodGet, base, nil, &d.Tenant); err != nil {
 		s.fail(w, r, sess, err)
 		return
@@ -146,7 +138,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, sess *session
 		herald.APIKey
 		Secret string `json:"api_key"`
 	}
-	path := "/v1/tenants/" + url.PathEscape(r.PathValue("tenant")) + "/api-keys"
+	path := tenantAPI(r.PathValue("tenant")) + "/api-keys"
 	if err := s.call(r, sess, http.MethodPost, path, nil, &created); err != nil {
 		s.fail(w, r, sess, err)
 		return
@@ -157,7 +149,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, sess *session
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, sess *session) {
 	t := r.PathValue("tenant")
-	path := "/v1/tenants/" + url.PathEscape(t) + "/api-keys/" + url.PathEscape(r.PathValue("id"))
+	path := tenantAPI(t) + "/api-keys/" + url.PathEscape(r.PathValue("id"))
 	if err := s.call(r, sess, http.MethodDelete, path, nil, nil); err != nil {
 		s.fail(w, r, sess, err)
 		return
