@@ -89,6 +89,9 @@ func chanReason(reason string) string {
 	return reason
 }
 
+// rotatedLayout is how a rotation's overlap end travels in the URL.
+const rotatedLayout = "2006-01-02 15:04 UTC"
+
 // chanRow is a channel as the list shows it.
 type chanRow struct {
 	herald.Channel
@@ -339,8 +342,10 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, sess *sessi
 		s.fail(w, r, sess, err)
 		return
 	}
-	if d.Secret != "" && r.URL.Query().Get("rotated") != "" {
-		d.SecretNote = "This is the new secret. The previous one keeps signing until " + r.URL.Query().Get("rotated") + ", so receivers can switch over."
+	// rotated is a time the rotation put in the URL; anything that is not
+	// one is ignored, so a link cannot put other words here.
+	if until, err := time.Parse(rotatedLayout, r.URL.Query().Get("rotated")); d.Secret != "" && err == nil {
+		d.SecretNote = "This is the new secret. The previous one keeps signing until " + until.Format(rotatedLayout) + ", so receivers can switch over."
 	}
 	s.renderChannel(w, r, sess, http.StatusOK, d, "", nil)
 }
@@ -422,7 +427,7 @@ func (s *Server) channelRotate(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	// The new secret is read back on the page rather than carried in the
 	// URL, where it would land in history and logs.
-	q := url.Values{"show_secret": {"1"}, "rotated": {ans.PreviousExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}}
+	q := url.Values{"show_secret": {"1"}, "rotated": {ans.PreviousExpiresAt.UTC().Format(rotatedLayout)}}
 	done(w, r, chanPage(t)+"/"+url.PathEscape(id)+"?"+q.Encode(), "Secret rotated.")
 }
 

@@ -157,9 +157,8 @@ func (s *Server) notificationToggle(w http.ResponseWriter, r *http.Request, sess
 		done(w, r, to, msg)
 		return
 	}
-	// The anchor brings the user back to the row they toggled; done()
-	// cannot be used because the query must come before the fragment.
-	http.Redirect(w, r, to+"?ok="+url.QueryEscape(msg)+"#"+url.PathEscape("type-"+name), http.StatusSeeOther)
+	// The anchor brings the user back to the row they toggled.
+	done(w, r, to+"#"+url.PathEscape("type-"+name), msg)
 }
 
 // notifAttachment is a subscription covering the page's type.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,9 @@ type page struct {
 	Session *session
 	// CSRF is the token every form posts back.
 	CSRF string
-	// Flash is a one-line confirmation carried by ?ok= after a redirect.
+	// Flash is a one-line confirmation carried by a short-lived cookie
+	// after a redirect (never by the URL, so a link cannot put words on a
+	// real page).
 	Flash string
 	// Error is a message shown above the page; Fields holds the API's
 	// complaints per field, for forms to show next to their inputs.
@@ -133,11 +136,12 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if !ok {
 		panic("no template " + name)
 	}
-	if p.Flash == "" {
-		p.Flash = r.URL.Query().Get("ok")
-	}
-	if p.Error == "" {
-		p.Error = r.URL.Query().Get("err")
+	if kind, msg, ok := takeFlash(w, r); ok {
+		if kind == "err" && p.Error == "" {
+			p.Error = msg
+		} else if kind == "ok" && p.Flash == "" {
+			p.Flash = msg
+		}
 	}
 	if p.Session != nil && p.CSRF == "" {
 		p.CSRF = p.Session.CSRF
@@ -239,12 +243,26 @@ func doneBadly(w http.ResponseWriter, r *http.Request, to, msg string) {
 	redirectWith(w, r, to, "err", msg)
 }
 
-func redirectWith(w http.ResponseWriter, r *http.Request, to, param, msg string) {
-	sep := "?"
-	if strings.Contains(to, "?") {
-		sep = "&"
+const flashCookie = "herald_flash"
+
+func redirectWith(w http.ResponseWriter, r *http.Request, to, kind, msg string) {
+	setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(kind+":"+msg)), 60)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// takeFlash reads and clears the message a redirect left for this page.
+func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg string, ok bool) {
+	c, err := r.Cookie(flashCookie)
+	if err != nil || c.Value == "" {
+		return "", "", false
 	}
-	http.Redirect(w, r, to+sep+param+"="+url.QueryEscape(msg), http.StatusSeeOther)
+	setCookie(w, r, flashCookie, "", -1)
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return "", "", false
+	}
+	kind, msg, ok = strings.Cut(string(b), ":")
+	return kind, msg, ok
 }
 
 // tenantOf returns the {tenant} of the path, which a tenant's session may

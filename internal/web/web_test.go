@@ -367,3 +367,25 @@ func TestSessionCookie(t *testing.T) {
 		}
 	}
 }
+
+// A confirmation travels to the next page in a cookie, once: a link cannot
+// put its own words on a real page.
+func TestFlashComesFromTheServerOnly(t *testing.T) {
+	e := startHerald(t)
+	c := newClient(e)
+	c.signIn(e.key, "")
+	tp := "/t/" + tenantID + "/notifications"
+	if _, _, body := c.do(http.MethodGet, tp+"?ok=Your+account+is+suspended&err=Call+555", nil); strings.Contains(body, "suspended") || strings.Contains(body, "555") {
+		t.Fatal("a message in the URL is shown on the page")
+	}
+	status, loc, _ := c.post(tp+"/payment.succeeded/toggle", url.Values{"enabled": {"false"}})
+	if status != http.StatusSeeOther || strings.Contains(loc, "turned") {
+		t.Fatalf("toggle: %d to %q, want a redirect without the message in the URL", status, loc)
+	}
+	if _, _, body := c.do(http.MethodGet, loc, nil); !strings.Contains(body, "payment.succeeded turned off") {
+		t.Fatalf("the page after the toggle has no confirmation: %s", body)
+	}
+	if _, _, body := c.do(http.MethodGet, loc, nil); strings.Contains(body, "turned off.") {
+		t.Error("the confirmation shows again on the next page")
+	}
+}
