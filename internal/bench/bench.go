@@ -741,15 +741,16 @@ func (b *bench) backlog(ctx context.Context) (Result, error) {
 			}
 		}
 	}()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	close(gate)
 	rc.waitFor(ctx, int64(n), time.Duration(n)*time.Millisecond+time.Minute)
 	d := time.Since(start)
+	cpuPer := perDelivery(cpuTime()-cpu, n)
 	close(stopSampling)
 	p := <-peak
 	lost, dups := rc.tally([]string{"/backlog"}, ids)
 	return Result{Scenario: "backlog", Events: n, Deliveries: n, Seconds: d.Seconds(), DeliveredPerSec: perSec(n-lost, d),
-		PeakRSSBytes: p, Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()),
+		PeakRSSBytes: p, Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()), CPUPerDeliveryUS: cpuPer,
 		Note: fmt.Sprintf("RSS %d MiB before draining", before>>20)}, nil
 }
 
