@@ -72,6 +72,8 @@ func TestCompileErrorsNameTheField(t *testing.T) {
 		{"https://x.test/", herald.Action{Headers: map[string]string{"Authorization": "Bearer {{ secrets.tokn }}"}, Secrets: map[string]string{"token": "t"}}, "action.headers.Authorization", `no secret "tokn"`},
 		{"https://x.test/", herald.Action{Method: "TRACE"}, "action.method", "not allowed"},
 		{"https://{{ data.host }}/x", herald.Action{}, "url", "after the host"},
+		{"https://x.test{{ data.host }}/x", herald.Action{}, "url", "after the host"},
+		{"https://{{ data.user }}@x.test/", herald.Action{}, "url", "after the host"},
 		{"https://x.test/{{ }}", herald.Action{}, "url", "empty"},
 	}
 	for _, c := range cases {
@@ -240,5 +242,17 @@ func TestRedact(t *testing.T) {
 	got := action.Redact(`{"token":"abcd1234","x":"ab"}`, map[string]string{"token": "abcd1234", "short": "ab"})
 	if got != `{"token":"***","x":"ab"}` {
 		t.Fatal(got)
+	}
+}
+
+// An expression may start right after the host, in the query.
+func TestURLExpressionInQuery(t *testing.T) {
+	tpl, err := action.Compile("https://x.test?id={{ urlencode(data.id) }}", &herald.Action{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tpl.Render(event(t, "x.y", `{"id": "a b"}`))
+	if err != nil || r.URL != "https://x.test?id=a+b" && r.URL != "https://x.test?id=a%20b" {
+		t.Fatalf("rendered %q, %v", r.URL, err)
 	}
 }

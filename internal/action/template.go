@@ -106,7 +106,7 @@ func checkURLHost(raw string) error {
 	}
 	prefix := raw[:i]
 	scheme, rest, ok := strings.Cut(prefix, "://")
-	if !ok || (scheme != "http" && scheme != "https") || !strings.Contains(rest, "/") {
+	if !ok || (scheme != "http" && scheme != "https") || !strings.ContainsAny(rest, "/?#") {
 		return errors.New("expressions may appear only in the path or query, after the host: e.g. https://api.example.com/items/{{ data.id }}")
 	}
 	return nil
