@@ -53,12 +53,15 @@ var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "User-A
 // apply validates in and writes it onto c.
 func (s *Server) apply(ctx context.Context, c *herald.Channel, in *channelInput, creating bool) error {
 	verr := &herald.ValidationError{}
-	if in.Kind != nil && *in.Kind == herald.ChannelHook {
+	// Sending back the kind a channel has (as a client that saves what it
+	// read does) changes nothing.
+	kindGiven := in.Kind != nil && (creating || *in.Kind != c.Kind)
+	if kindGiven && *in.Kind == herald.ChannelHook {
 		// A hook is a channel with its one subscription, made in one call.
 		verr.Add("kind", "a \"hook\" is made through POST /v1/tenants/{tenant}/hooks, which subscribes it too; use \"webhook\" here")
-	} else if in.Kind != nil && *in.Kind != herald.ChannelWebhook && *in.Kind != herald.ChannelAction {
+	} else if kindGiven && *in.Kind != herald.ChannelWebhook && *in.Kind != herald.ChannelAction {
 		verr.Add("kind", "use \"webhook\" or \"action\"")
-	} else if in.Kind != nil && !creating && *in.Kind != c.Kind {
+	} else if kindGiven && !creating {
 		verr.Add("kind", "cannot be changed; create a new channel of kind %q", *in.Kind)
 	}
 	if in.Name != nil {

@@ -288,6 +288,13 @@ func TestHookValidationAndScoping(t *testing.T) {
 
 	hk := h.hook(tid, key, rc.URL, "order.completed")
 	id := hk["id"].(string)
+	// A client that saves back what it read sends the kind unchanged.
+	if r := h.call("PATCH", "/v1/tenants/acme/channels/"+id, key, map[string]any{"kind": "hook", "name": "Zap: orders"}); r.Status != 200 {
+		t.Errorf("patching a hook with its own kind: %s", r)
+	}
+	if r := h.call("PATCH", "/v1/tenants/acme/channels/"+id, key, map[string]any{"kind": "webhook"}); r.Status != 422 {
+		t.Errorf("changing a hook's kind: %s", r)
+	}
 	if r := h.call("DELETE", "/v1/tenants/acme/hooks/"+id, otherKey, nil); r.Status != 404 {
 		t.Errorf("another tenant's key deleting acme's hook: %s", r)
 	}
