@@ -733,6 +733,124 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	// A merchant makes an action channel from a preset by filling one
+	// form. A refused form keeps what was typed except the token, which
+	// no page, URL or answer ever shows.
+	e.run(t, "ActionChannelForm", func(t *testing.T) {
+		const token = "hipcall-form-token-5f2c9a7e"
+		html := func() string {
+			return run(e, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+		}
+		fillHipcall := func(name, op string) {
+			e.fill("form#create-action input[name=name]", name)
+			e.fill("form#create-action select[name=preset]", "hipcall")
+			e.fill("form#create-action input[name=url]", e.recv.URL)
+			e.fill("form#create-action select[name=operation]", op)
+		}
+		var before struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		e.api(http.MethodGet, "/v1/tenants/"+tenantID+"/channels", e.key, nil, http.StatusOK, &before)
+		e.openOK(tp+"/channels", "form#create-action")
+		e.contract("form#create-channel", "form#create-action select[name=preset] option[value=slack]",
+			"form#create-action select[name=preset] option[value=hipcall]", "form#create-action input[name=url]",
+			"form#create-action input[name=token][type=password][autocomplete=off]",
+			"form#create-action select[name=operation] option[value=create_task]")
+
+		// Hipcall without a token: the API's reason under the token field,
+		// everything else kept.
+		fillHipcall("Hipcall follow-ups", "create_task")
+		e.submit("form#create-action button[type=submit]")
+		if !strings.HasSuffix(e.location(), tp+"/channels/actions") {
+			t.Fatalf("a refused form landed on %s, want the list page again", e.location())
+		}
+		if got := e.text("form#create-action fieldset.preset-hipcall p.field-error"); !strings.Contains(got, "required") {
+			t.Errorf("the token's error reads %q; the page says: %s", got, e.mainText())
+		}
+		if e.count("form#create-channel p.field-error") != 0 {
+			t.Error("the webhook form shows the action form's errors")
+		}
+		for sel, want := range map[string]string{"form#create-action input[name=name]": "Hipcall follow-ups",
+			"form#create-action input[name=url]": e.recv.URL} {
+			if got := run(e, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%s).value", jsString(sel)))); got != want {
+				t.Errorf("%s kept %q, want %q", sel, got, want)
+			}
+		}
+		for sel, want := range map[string]string{"form#create-action select[name=preset]": "hipcall", "form#create-action select[name=operation]": "create_task"} {
+			if got := run(e, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%s).value", jsString(sel)))); got != want {
+				t.Errorf("%s kept %q, want %q", sel, got, want)
+			}
+		}
+		e.shot("channels-action-refused")
+
+		// A token with an operation Hipcall does not have (a tampered
+		// form): the operation's error, and the token is not echoed.
+		e.do(chromedp.Evaluate[chromedp.Void](`(function(){var s=document.querySelector("form#create-action select[name=operation]");
+			var o=document.createElement("option");o.value="delete_everything";o.textContent="x";s.appendChild(o);s.value="delete_everything"})()`))
+		e.fill("form#create-action input[name=token]", token)
+		e.submit("form#create-action button[type=submit]")
+		if got := e.text("form#create-action fieldset.preset-hipcall p.field-error"); !strings.Contains(got, "not a Hipcall operation") {
+			t.Errorf("the operation's error reads %q; the page says: %s", got, e.mainText())
+		}
+		if strings.Contains(html(), token) || strings.Contains(e.location(), token) {
+			t.Error("a refused form echoes the token")
+		}
+		if got := e.attr("form#create-action input[name=token]", "value"); got != "" {
+			t.Errorf("the token field came back with %q", got)
+		}
+
+		// Right: the channel's page, with its request template.
+		fillHipcall("Hipcall follow-ups", "create_task")
+		e.fill("form#create-action input[name=token]", token)
+		e.submit("form#create-action button[type=submit]")
+		loc, _ := url.Parse(e.location())
+		prefix := tp + "/channels/"
+		if !strings.HasPrefix(loc.Path, prefix) || strings.Contains(strings.TrimPrefix(loc.Path, prefix), "/") || loc.Path == prefix+"actions" {
+			t.Fatalf("creating an action channel landed on %s, want its page; it says: %s", loc, e.mainText())
+		}
+		id := strings.TrimPrefix(loc.Path, prefix)
+		if strings.Contains(loc.String(), token) {
+			t.Error("the token is in the URL")
+		}
+		if got := e.text("p.flash"); got != "Action channel created." {
+			t.Errorf("the flash reads %q", got)
+		}
+		if got := e.text(".channel-kind"); !strings.Contains(got, "hipcall") {
+			t.Errorf(".channel-kind reads %q", got)
+		}
+		e.mustHave("pre.action-body")
+		if got := e.text("pre.action-body"); !strings.Contains(got, "Follow up") {
+			t.Errorf("the request template is not create_task's: %q", got)
+		}
+		if strings.Contains(html(), token) {
+			t.Error("the new channel's page shows the token")
+		}
+		e.shot("channel-action")
+
+		var ch struct {
+			Kind   string `json:"kind"`
+			Name   string `json:"name"`
+			URL    string `json:"url"`
+			Action struct {
+				Preset  string            `json:"preset"`
+				Options map[string]string `json:"options"`
+				Secrets map[string]string `json:"secrets"`
+			} `json:"action"`
+		}
+		e.api(http.MethodGet, "/v1/tenants/"+tenantID+"/channels/"+url.PathEscape(id), e.key, nil, http.StatusOK, &ch)
+		if ch.Kind != "action" || ch.Name != "Hipcall follow-ups" || ch.Action.Preset != "hipcall" || ch.Action.Options["operation"] != "create_task" ||
+			ch.Action.Secrets["token"] != "***" || ch.URL != e.recv.URL+"/api/v3/tasks" {
+			t.Errorf("the API has %+v, want a hipcall create_task action to %s/api/v3/tasks with a token", ch, e.recv.URL)
+		}
+		var after struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		e.api(http.MethodGet, "/v1/tenants/"+tenantID+"/channels", e.key, nil, http.StatusOK, &after)
+		if len(after.Data) != len(before.Data)+1 {
+			t.Errorf("%d channels after the form, %d before: want one more (a refused form made one?)", len(after.Data), len(before.Data))
+		}
+	})
+
 	e.run(t, "CSRF", func(t *testing.T) {
 		c := e.cookie("herald_session")
 		if c == nil {

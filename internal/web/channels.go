@@ -21,6 +21,8 @@ import (
 func (s *Server) routesChannels(mux *http.ServeMux) {
 	mux.Handle("GET /t/{tenant}/channels", s.authed(s.channelsPage))
 	mux.Handle("POST /t/{tenant}/channels", s.authed(s.channelCreate))
+	// More specific than …/channels/{id}, so it never reaches channelEdit.
+	mux.Handle("POST /t/{tenant}/channels/actions", s.authed(s.channelCreateAction))
 	mux.Handle("GET /t/{tenant}/channels/{id}", s.authed(s.channelPage))
 	mux.Handle("POST /t/{tenant}/channels/{id}", s.authed(s.channelEdit))
 	mux.Handle("POST /t/{tenant}/channels/{id}/enable", s.authed(s.channelSetEnabled(true)))
@@ -161,15 +163,24 @@ func (f chanForm) body(editing bool) (map[string]any, map[string]string) {
 type chanList struct {
 	Channels []chanRow
 	Create   chanForm
+	// Action is the action channel form (actions_form.go).
+	Action actForm
+}
+
+// newChanList is the list page's two empty forms.
+func newChanList() chanList {
+	return chanList{Create: chanForm{Policy: herald.PolicyStandard}, Action: newActForm()}
 }
 
 func chanPage(t string) string { return "/t/" + url.PathEscape(t) + "/channels" }
 
 func (s *Server) channelsPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	s.renderChannels(w, r, sess, http.StatusOK, chanForm{Policy: herald.PolicyStandard}, "", nil)
+	s.renderChannels(w, r, sess, http.StatusOK, newChanList(), "", nil)
 }
 
-func (s *Server) renderChannels(w http.ResponseWriter, r *http.Request, sess *session, status int, form chanForm, msg string, fields map[string]string) {
+// renderChannels shows the list with d's forms as given (Channels is
+// filled here).
+func (s *Server) renderChannels(w http.ResponseWriter, r *http.Request, sess *session, status int, d chanList, msg string, fields map[string]string) {
 	t := tenantOf(r, sess)
 	chans, err := allPages[herald.Channel](s, r, sess, tenantAPI(t)+"/channels", nil)
 	if err != nil {
@@ -177,7 +188,7 @@ func (s *Server) renderChannels(w http.ResponseWriter, r *http.Request, sess *se
 		return
 	}
 	sort.SliceStable(chans, func(i, j int) bool { return strings.ToLower(chans[i].Name) < strings.ToLower(chans[j].Name) })
-	d := chanList{Create: form}
+	d.Channels = nil
 	for _, c := range chans {
 		d.Channels = append(d.Channels, chanRow{Channel: c, PolicyLabel: chanPolicyLabel(c.Policy), Reason: chanReason(c.DisabledReason)})
 	}
@@ -189,7 +200,9 @@ func (s *Server) channelCreate(w http.ResponseWriter, r *http.Request, sess *ses
 	form := chanFormFrom(r)
 	in, bad := form.body(false)
 	if len(bad) > 0 {
-		s.renderChannels(w, r, sess, http.StatusUnprocessableEntity, form, "Please fix the fields marked below.", bad)
+		d := newChanList()
+		d.Create = form
+		s.renderChannels(w, r, sess, http.StatusUnprocessableEntity, d, "Please fix the fields marked below.", bad)
 		return
 	}
 	var c herald.Channel
@@ -199,7 +212,9 @@ func (s *Server) channelCreate(w http.ResponseWriter, r *http.Request, sess *ses
 			return
 		}
 		msg, fields := fieldErrors(err)
-		s.renderChannels(w, r, sess, errStatus(err), form, msg, fields)
+		d := newChanList()
+		d.Create = form
+		s.renderChannels(w, r, sess, errStatus(err), d, msg, fields)
 		return
 	}
 	// The create answer carries the secret; the channel's page shows it

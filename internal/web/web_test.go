@@ -248,7 +248,7 @@ func TestEveryPostNeedsCSRF(t *testing.T) {
 	// Every non-GET route of the dashboard (web.go and routes* in each file).
 	routes := []string{"/signout",
 		n + "/toggle", n + "/attach", n + "/attachments/" + sub.ID, n + "/attachments/" + sub.ID + "/remove",
-		"/t/acme/channels", ct, ct + "/enable", ct + "/disable", ct + "/delete", ct + "/rotate", ct + "/test", ct + "/recover",
+		"/t/acme/channels", "/t/acme/channels/actions", ct, ct + "/enable", ct + "/disable", ct + "/delete", ct + "/rotate", ct + "/test", ct + "/recover",
 		"/t/acme/deliveries/dlv_x/retry",
 		"/operator/tenants", "/operator/tenants/acme/api-keys", "/operator/tenants/acme/api-keys/" + keys.Data[0].ID + "/revoke",
 		"/no/such/page"}
@@ -300,6 +300,130 @@ func TestEveryPostNeedsCSRF(t *testing.T) {
 	}
 	if status, loc, _ := c.post("/signout", nil); status != http.StatusSeeOther || loc != "/signin" {
 		t.Errorf("sign out with the token: %d %s", status, loc)
+	}
+}
+
+// The action channel form is refused without the session's CSRF token,
+// like every other form, and makes no channel.
+func TestActionFormNeedsCSRF(t *testing.T) {
+	e := startHerald(t)
+	c := newClient(e)
+	c.signIn(e.key, "")
+	form := url.Values{"name": {"planted"}, "preset": {"hipcall"}, "url": {e.recv.URL}, "token": {"planted-token"}, "operation": {"create_task"}}
+	for _, token := range []string{"", "wrong", c.csrf + "x"} {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		if token != "" {
+			f.Set("csrf", token)
+		}
+		if status, loc, _ := c.do(http.MethodPost, "/t/acme/channels/actions", f); status != http.StatusForbidden {
+			t.Errorf("POST /t/acme/channels/actions with token %q: %d %s, want 403", token, status, loc)
+		}
+	}
+	var lst struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/channels", e.key, nil, http.StatusOK, &lst)
+	if len(lst.Data) != 0 {
+		t.Errorf("refused forms made %d channels", len(lst.Data))
+	}
+}
+
+// The action form, as a browser without JavaScript posts it: a Slack
+// channel needs only its URL (no token or options reach the API), and a
+// refused Hipcall form shows the API's reasons under its fields and keeps
+// what was typed, except the token.
+func TestActionForm(t *testing.T) {
+	e := startHerald(t)
+	c := newClient(e)
+	c.signIn(e.key, "")
+	const token = "no-echo-token-8c1d"
+	if status, _, body := c.do(http.MethodGet, "/t/acme/channels", nil); status != http.StatusOK || !strings.Contains(body, `id="create-action"`) {
+		t.Fatalf("GET /t/acme/channels: %d without form#create-action", status)
+	}
+
+	// Slack: the operation and a stray token are not sent with it.
+	status, loc, body := c.post("/t/acme/channels/actions", url.Values{"name": {"#sales"}, "preset": {"slack"},
+		"url": {e.recv.URL + "/slack"}, "token": {token}, "operation": {"create_contact"}})
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/t/acme/channels/ch_") || strings.Contains(loc, token) {
+		t.Fatalf("slack: %d %q, want a redirect to the channel: %s", status, loc, truncate(body, 500))
+	}
+	_, _, page := c.do(http.MethodGet, loc, nil)
+	if !strings.Contains(page, "Action channel created.") || !strings.Contains(page, "slack preset") {
+		t.Errorf("the slack channel's page: %s", truncate(page, 800))
+	}
+	var ch struct {
+		Kind   string `json:"kind"`
+		URL    string `json:"url"`
+		Action struct {
+			Preset  string            `json:"preset"`
+			Options map[string]string `json:"options"`
+			Secrets map[string]string `json:"secrets"`
+		} `json:"action"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/channels/"+strings.TrimPrefix(loc, "/t/acme/channels/"), e.key, nil, http.StatusOK, &ch)
+	if ch.Kind != "action" || ch.Action.Preset != "slack" || ch.URL != e.recv.URL+"/slack" || len(ch.Action.Options) != 0 || len(ch.Action.Secrets) != 0 {
+		t.Errorf("the slack channel is %+v", ch)
+	}
+
+	// Slack without a URL, Hipcall without a token, Hipcall with a bad
+	// operation, no preset: each refused with its field's reason.
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		inputs []string // ids of the inputs whose error must show
+		want   string
+	}{
+		{"slack without a url", url.Values{"preset": {"slack"}, "url": {""}}, []string{"ca-url"}, "incoming-webhook URL"},
+		{"hipcall without a token", url.Values{"preset": {"hipcall"}, "operation": {"create_task"}}, []string{"ca-token"}, "required by the hipcall preset"},
+		{"hipcall with a bad operation", url.Values{"preset": {"hipcall"}, "operation": {"drop_tables"}, "token": {token}}, []string{"ca-operation"}, "not a Hipcall operation"},
+		{"no preset", url.Values{"preset": {""}, "token": {token}}, []string{"ca-preset"}, "choose a preset"},
+		{"no name", url.Values{"name": {""}, "preset": {"hipcall"}, "operation": {"create_task"}, "token": {token}}, []string{"ca-name"}, "is required"},
+	} {
+		form := url.Values{"name": {"Kept name"}, "url": {e.recv.URL + "/kept"}}
+		for k, v := range tc.form {
+			form[k] = v
+		}
+		status, loc, body := c.post("/t/acme/channels/actions", form)
+		if status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s, want 422: %s", tc.name, status, loc, truncate(body, 500))
+			continue
+		}
+		if strings.Contains(body, token) {
+			t.Errorf("%s: the page echoes the token", tc.name)
+		}
+		for _, id := range tc.inputs {
+			// The error follows its input, before the next label.
+			i := strings.Index(body, `id="`+id+`"`)
+			if i < 0 {
+				t.Fatalf("%s: no input %s", tc.name, id)
+			}
+			next := body[i:]
+			if j := strings.Index(next, "<label"); j > 0 {
+				next = next[:j]
+			}
+			if !strings.Contains(next, `class="field-error"`) || !strings.Contains(html.UnescapeString(next), tc.want) {
+				t.Errorf("%s: no error %q under %s: %s", tc.name, tc.want, id, next)
+			}
+		}
+		if form.Get("name") != "" && !strings.Contains(body, `value="Kept name"`) {
+			t.Errorf("%s: the name was not kept", tc.name)
+		}
+		if !strings.Contains(body, `value="`+e.recv.URL+`/kept"`) && form.Get("url") != "" {
+			t.Errorf("%s: the url was not kept", tc.name)
+		}
+		if strings.Contains(body[:strings.Index(body, `id="create-action"`)], `class="field-error"`) {
+			t.Errorf("%s: the webhook form shows the action form's errors", tc.name)
+		}
+	}
+	var lst struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	e.api(http.MethodGet, "/v1/tenants/acme/channels", e.key, nil, http.StatusOK, &lst)
+	if len(lst.Data) != 1 {
+		t.Errorf("%d channels, want the slack one: a refused form made one", len(lst.Data))
 	}
 }
 
