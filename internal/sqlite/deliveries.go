@@ -95,6 +95,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 	return claims, err
 }
 
+// closeRows closes rows and reports an error that ended their iteration
+// early, which rows.Next alone would hide.
+func closeRows(rows *sql.Rows) error {
+	rows.Close()
+	return rows.Err()
+}
+
 func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	now := ts(p.Now)
 	busy := map[string]int{}
@@ -111,7 +118,9 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		}
 		busy[ch] = n
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("count in-flight: %w", err)
+	}
 
 	// The channels with due deliveries, oldest first: a skip scan of the
 	// pending index that seeks once per channel, however long its backlog.
@@ -141,7 +150,9 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		}
 		due = append(due, c)
 	}
-	rows.Close()
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
+	}
 
 	// Each channel offers at most its free slots, so a busy channel's
 	// backlog cannot fill the claim and starve the others.
@@ -172,7 +183,9 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 			cands = append(cands, *d)
 			chanIDs[d.ChannelID] = true
 		}
-		rows.Close()
+		if err := closeRows(rows); err != nil {
+			return nil, fmt.Errorf("find due deliveries: %w", err)
+		}
 	}
 	if len(cands) == 0 {
 		return nil, nil
