@@ -2,8 +2,9 @@
 //
 // All writes go through one connection and one goroutine that groups
 // whatever writes are waiting into a single transaction (each in its own
-// savepoint), so one fsync acknowledges many requests: that is how Herald
-// stays durable (synchronous=FULL) and fast. Reads use a separate pool.
+// savepoint), so one flush of the log acknowledges many requests: that is
+// how Herald stays durable (synchronous=FULL) and fast (writer.go). Reads
+// use a separate pool.
 package sqlite
 
 import (
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,11 +50,13 @@ type Store struct {
 	// config counts configuration changes; only this process writes the
 	// database, so it knows every change without reading.
 	config atomic.Int64
-}
-
-type writeOp struct {
-	fn   func(tx *wtx) error
-	done chan error
+	// flushWAL says Herald flushes the write-ahead log before answering a
+	// write (synchronous FULL); see writer.go.
+	flushWAL bool
+	walPath  string
+	flushErr atomic.Pointer[error]
+	// fdatasync flushes a file; tests replace it to hold or fail flushes.
+	fdatasync func(path string) error
 }
 
 var _ herald.Store = (*Store)(nil)
@@ -60,7 +64,9 @@ var _ herald.Store = (*Store)(nil)
 // Options tune Open.
 type Options struct {
 	// Synchronous is the SQLite synchronous mode; FULL (the default) makes
-	// every acknowledged write survive power loss.
+	// every acknowledged write survive power loss, NORMAL only a crash of
+	// the process, OFF neither. With FULL the flush is Herald's own, off
+	// the writer (writer.go).
 	Synchronous string
 	Logger      *slog.Logger
 }
@@ -70,8 +76,17 @@ type Options struct {
 // every lease a previous process left behind: with SQLite only one process
 // ever delivers, so a lease that exists at start-up belongs to a dead one.
 func Open(ctx context.Context, dir string, o Options) (*Store, error) {
-	if o.Synchronous == "" {
-		o.Synchronous = "FULL"
+	mode := strings.ToUpper(o.Synchronous)
+	switch mode {
+	case "":
+		mode = "FULL"
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("SQLite synchronous mode %q: use FULL, NORMAL or OFF", o.Synchronous)
+	}
+	flushWAL := mode == "FULL" || mode == "EXTRA"
+	if flushWAL {
+		mode = "NORMAL" // and Herald flushes the log before answering
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -88,7 +103,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	// on disk they cost a write system call per changed page.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16384)" +
-		"&_pragma=synchronous(" + o.Synchronous + ")"
+		"&_pragma=synchronous(" + mode + ")"
 	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
 	if err != nil {
 		lock.Close()
@@ -106,7 +121,8 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{}), lock: lock, log: o.Logger}
+	s := &Store{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{}), lock: lock, log: o.Logger,
+		flushWAL: flushWAL, walPath: path + "-wal", fdatasync: fdatasync}
 	if err := s.migrate(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -198,85 +214,6 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 		return fmt.Errorf("%w: store closed", herald.ErrUnavailable)
 	}
 	return <-op.done
-}
-
-func (s *Store) writeLoop() {
-	defer close(s.done)
-	batch := make([]writeOp, 0, maxBatch)
-	for {
-		select {
-		case op := <-s.ops:
-			batch = append(batch[:0], op)
-		case <-s.stop:
-			// Finish what is queued, then stop.
-			for {
-				select {
-				case op := <-s.ops:
-					s.commit([]writeOp{op})
-				default:
-					return
-				}
-			}
-		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-s.ops:
-				batch = append(batch, op)
-			default:
-				break drain
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-// commit runs a batch in one transaction; each op gets a savepoint so one
-// failing op leaves the others' writes intact.
-func (s *Store) commit(batch []writeOp) {
-	ctx := context.Background()
-	errs := make([]error, len(batch))
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("%w: begin: %v", herald.ErrUnavailable, err)
-		}
-		return
-	}
-	tx := &wtx{tx: sqlTx, s: s}
-	single := len(batch) == 1
-	for i, op := range batch {
-		if single {
-			errs[i] = op.fn(tx)
-			continue
-		}
-		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
-			errs[i] = err
-			continue
-		}
-		if errs[i] = op.fn(tx); errs[i] != nil {
-			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
-				errs[i] = errors.Join(errs[i], err)
-			}
-		}
-		if _, err := tx.Exec("RELEASE op"); err != nil && errs[i] == nil {
-			errs[i] = err
-		}
-	}
-	if single && errs[0] != nil {
-		_ = sqlTx.Rollback()
-		batch[0].done <- errs[0]
-		return
-	}
-	if err := sqlTx.Commit(); err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("%w: commit: %v", herald.ErrUnavailable, err)
-		}
-		return
-	}
-	for i, op := range batch {
-		op.done <- errs[i]
-	}
 }
 
 // configWrite is write for configuration: once committed, the config

@@ -1,0 +1,207 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/heraldhq/herald"
+)
+
+// The write path is a group commit in two stages that overlap:
+//
+//   - the writer goroutine runs every queued operation as it arrives, each in
+//     its own savepoint of one open transaction, and commits that
+//     transaction as soon as the syncer is free;
+//   - the syncer flushes the write-ahead log to disk (fdatasync) and only
+//     then answers the transaction's callers.
+//
+// SQLite itself therefore runs with synchronous=NORMAL (its commit writes
+// the log without flushing it) and Herald does the flush a FULL commit
+// would do, but off the writer: while one transaction's flush runs, the
+// next transaction is already gathering and executing operations, and it
+// commits the moment the flush ends. One flush acknowledges everything
+// that arrived during the previous one, so the writer never waits for the
+// disk and no caller is answered before its writes are on disk.
+//
+// What others may see: a transaction is visible to readers (and to claims)
+// from its commit, a flush's time before its callers are answered. After a
+// power loss, writes that were never acknowledged can be gone although a
+// reader saw them; an acknowledged write never is.
+
+// writeOp is one queued write.
+type writeOp struct {
+	fn   func(tx *wtx) error
+	done chan error
+}
+
+// group is the transaction gathering operations.
+type group struct {
+	tx   *sql.Tx
+	w    *wtx
+	ops  []writeOp
+	errs []error
+	ok   int // operations whose writes are in the transaction
+}
+
+// writeLoop runs operations and commits them; see the top of this file.
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	toSync := make(chan *group)
+	synced := make(chan struct{})
+	go s.syncLoop(toSync, synced)
+	defer close(toSync)
+	var g *group
+	syncing := false
+	for {
+		// Run everything already waiting before deciding to commit.
+		if g == nil || len(g.ops) < maxBatch {
+			select {
+			case op := <-s.ops:
+				g = s.run(g, op)
+				continue
+			default:
+			}
+		}
+		if g != nil && !syncing {
+			if s.commitGroup(g) {
+				toSync <- g
+				syncing = true
+			}
+			g = nil
+			continue
+		}
+		ops := s.ops
+		if g != nil && len(g.ops) >= maxBatch {
+			ops = nil // full: wait for the flush
+		}
+		select {
+		case op := <-ops:
+			g = s.run(g, op)
+		case <-synced:
+			syncing = false
+		case <-s.stop:
+			if syncing {
+				<-synced
+			}
+			s.finish(g)
+			return
+		}
+	}
+}
+
+// finish runs and commits what is queued at shutdown, then flushes it.
+func (s *Store) finish(g *group) {
+	for {
+		select {
+		case op := <-s.ops:
+			g = s.run(g, op)
+			continue
+		default:
+		}
+		break
+	}
+	if g != nil && s.commitGroup(g) {
+		s.answer(g, s.flush())
+	}
+}
+
+// run executes op inside g (beginning g if needed) in a savepoint, so a
+// failing op is rolled back alone. A failed op is answered at once.
+func (s *Store) run(g *group, op writeOp) *group {
+	if g == nil {
+		tx, err := s.w.BeginTx(context.Background(), nil)
+		if err != nil {
+			op.done <- fmt.Errorf("%w: begin: %v", herald.ErrUnavailable, err)
+			return nil
+		}
+		g = &group{tx: tx, w: &wtx{tx: tx, s: s}}
+	}
+	err := func() error {
+		if _, err := g.w.Exec("SAVEPOINT op"); err != nil {
+			return err
+		}
+		if err := op.fn(g.w); err != nil {
+			if _, rerr := g.w.Exec("ROLLBACK TO op"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			_, _ = g.w.Exec("RELEASE op")
+			return err
+		}
+		_, err := g.w.Exec("RELEASE op")
+		return err
+	}()
+	if err != nil {
+		op.done <- err
+		return g
+	}
+	g.ops = append(g.ops, op)
+	g.ok++
+	return g
+}
+
+// commitGroup commits g; it reports whether there is anything to flush and
+// answers g's callers itself when not.
+func (s *Store) commitGroup(g *group) bool {
+	if g.ok == 0 {
+		_ = g.tx.Rollback()
+		return false
+	}
+	if err := g.tx.Commit(); err != nil {
+		s.answer(g, fmt.Errorf("%w: commit: %v", herald.ErrUnavailable, err))
+		return false
+	}
+	return true
+}
+
+func (s *Store) syncLoop(in <-chan *group, out chan<- struct{}) {
+	for g := range in {
+		s.answer(g, s.flush())
+		out <- struct{}{}
+	}
+}
+
+func (s *Store) answer(g *group, err error) {
+	for _, op := range g.ops {
+		op.done <- err
+	}
+}
+
+// flush puts the write-ahead log on disk when Herald, not SQLite, makes
+// commits durable. The file is opened each time: SQLite may remove and
+// recreate it, and a descriptor kept from before would flush nothing.
+// A failed flush fails every later write too: after one, the kernel may
+// have dropped the pages it could not write, and a later flush that
+// succeeds proves nothing about them.
+func (s *Store) flush() error {
+	if !s.flushWAL {
+		return nil
+	}
+	if err := s.flushErr.Load(); err != nil {
+		return *err
+	}
+	err := s.fdatasync(s.walPath)
+	if err != nil {
+		err = fmt.Errorf("%w: flushing the write-ahead log failed (%v); restart Herald once the disk is healthy", herald.ErrUnavailable, err)
+		s.flushErr.Store(&err)
+		s.log.Error("write-ahead log flush failed; refusing further writes", "err", err)
+	}
+	return err
+}
+
+func fdatasync(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		err = syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}

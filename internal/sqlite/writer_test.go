@@ -1,0 +1,132 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// setting reads a setting through the reader pool: what is committed,
+// whether or not its writers have been answered.
+func setting(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	var v string
+	err := s.r.QueryRow(`SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+func answered(ch <-chan error) bool {
+	select {
+	case err := <-ch:
+		if err != nil {
+			panic(err)
+		}
+		return true
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
+}
+
+// TestWriteAnsweredAfterFlush: with synchronous FULL a write is answered
+// only once the log is flushed, and the writes that arrive during one flush
+// commit together and share the next.
+func TestWriteAnsweredAfterFlush(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hold := make(chan struct{})
+	var flushes atomic.Int32
+	s.fdatasync = func(path string) error {
+		flushes.Add(1)
+		<-hold
+		return fdatasync(path)
+	}
+	set := func(name string) <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_, err := s.SetSettingIfAbsent(context.Background(), name, "v")
+			ch <- err
+		}()
+		return ch
+	}
+
+	a := set("a")
+	deadline := time.Now().Add(5 * time.Second)
+	for setting(t, s, "a") == "" && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if setting(t, s, "a") == "" {
+		t.Fatal("a was never committed")
+	}
+	if answered(a) {
+		t.Fatal("a was answered before its flush ended")
+	}
+	b, c := set("b"), set("c")
+	time.Sleep(50 * time.Millisecond)
+	if setting(t, s, "b") != "" || setting(t, s, "c") != "" {
+		t.Fatal("b or c committed while a's flush was still running; they should gather in the open transaction")
+	}
+	hold <- struct{}{} // a's flush ends
+	if !answered(a) {
+		t.Fatal("a not answered after its flush")
+	}
+	if answered(b) || answered(c) {
+		t.Fatal("b or c answered before their own flush")
+	}
+	if setting(t, s, "b") == "" || setting(t, s, "c") == "" {
+		t.Fatal("b and c not committed once a's flush ended")
+	}
+	hold <- struct{}{} // b and c's flush ends
+	if !answered(b) || !answered(c) {
+		t.Fatal("b or c not answered after their flush")
+	}
+	if n := flushes.Load(); n != 2 {
+		t.Fatalf("%d flushes for a, then b and c together; want 2", n)
+	}
+	close(hold)
+}
+
+// TestFailedFlushRefusesWrites: after a failed flush the store answers
+// every write with ErrUnavailable, because a later flush that succeeds
+// says nothing about the pages the kernel could not write.
+func TestFailedFlushRefusesWrites(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.fdatasync = func(string) error { return errors.New("EIO") }
+	if _, err := s.SetSettingIfAbsent(context.Background(), "a", "v"); !errors.Is(err, herald.ErrUnavailable) {
+		t.Fatalf("write with a failing flush: %v, want ErrUnavailable", err)
+	}
+	s.fdatasync = fdatasync
+	if _, err := s.SetSettingIfAbsent(context.Background(), "b", "v"); !errors.Is(err, herald.ErrUnavailable) {
+		t.Fatalf("write after a failed flush: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestNormalDoesNotFlush: synchronous NORMAL leaves flushing to SQLite's
+// checkpoints, as documented for --sqlite-synchronous.
+func TestNormalDoesNotFlush(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.fdatasync = func(string) error { t.Error("flushed with synchronous NORMAL"); return nil }
+	if _, err := s.SetSettingIfAbsent(context.Background(), "a", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), t.TempDir(), Options{Synchronous: "sometimes"}); err == nil {
+		t.Fatal("an unknown synchronous mode was accepted")
+	}
+}
