@@ -40,11 +40,9 @@ type writeOp struct {
 
 // group is the transaction gathering operations.
 type group struct {
-	tx   *sql.Tx
-	w    *wtx
-	ops  []writeOp
-	errs []error
-	ok   int // operations whose writes are in the transaction
+	tx  *sql.Tx
+	w   *wtx
+	ops []writeOp // operations whose writes are in the transaction
 }
 
 // writeLoop runs operations and commits them; see the top of this file.
@@ -139,14 +137,13 @@ func (s *Store) run(g *group, op writeOp) *group {
 		return g
 	}
 	g.ops = append(g.ops, op)
-	g.ok++
 	return g
 }
 
 // commitGroup commits g; it reports whether there is anything to flush and
 // answers g's callers itself when not.
 func (s *Store) commitGroup(g *group) bool {
-	if g.ok == 0 {
+	if len(g.ops) == 0 {
 		_ = g.tx.Rollback()
 		return false
 	}

@@ -1,0 +1,68 @@
+package sqlite_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/sqlite"
+)
+
+// BenchmarkDeliveryLife measures the store's share of one delivery: the
+// publish that creates it (ten events per write, as busy publishers share
+// a transaction), the claim that leases it and the completion that records
+// its attempt. Synchronous NORMAL keeps the disk's flush out of the number,
+// so it shows SQLite's work alone. One op is one delivery.
+func BenchmarkDeliveryLife(b *testing.B) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	sum := sha256.Sum256([]byte("key"))
+	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "t", Name: "t", CreatedAt: now},
+		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "t", Prefix: "hk_t", Hash: sum[:], CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "t", Kind: herald.ChannelWebhook, Name: "c",
+		URL: "https://example.com/hook", Headers: map[string]string{}, Policy: herald.StandardPolicy(), Enabled: true,
+		MaxInFlight: 64, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateChannel(ctx, ch); err != nil {
+		b.Fatal(err)
+	}
+	data := json.RawMessage(`{"order":{"id":"1001","note":"` + strings.Repeat("x", 900) + `"}}`)
+	const per = 10
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += per {
+		pubs := make([]herald.Publication, per)
+		for i := range pubs {
+			pubs[i] = herald.Publication{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "t", Type: "order.completed",
+				Source: "shop", OccurredAt: now, Data: data, CreatedAt: now}, ChannelIDs: []string{ch.ID}}
+		}
+		if _, err := s.Publish(ctx, pubs); err != nil {
+			b.Fatal(err)
+		}
+		claims, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: now.Add(time.Second), Limit: per, LeaseSlack: 30 * time.Second})
+		if err != nil || len(claims) != per {
+			b.Fatalf("claimed %d: %v", len(claims), err)
+		}
+		cs := make([]herald.Completion, len(claims))
+		for i, c := range claims {
+			d := c.Delivery
+			d.Status, d.Attempts, d.NextAttemptAt, d.LastStatus, d.UpdatedAt = herald.StatusSucceeded, 1, nil, 204, now
+			cs[i] = herald.Completion{Delivery: d, Attempt: herald.Attempt{ID: herald.NewID(herald.PrefixAttempt, now), DeliveryID: d.ID,
+				TenantID: "t", Number: 1, StartedAt: now, DurationMS: 1, StatusCode: 204, Trigger: herald.TriggerAuto}}
+		}
+		if err := s.CompleteDeliveries(ctx, cs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
