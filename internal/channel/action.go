@@ -1,16 +1,14 @@
 package channel
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net/http"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/action"
+	"github.com/valyala/fasthttp"
 )
 
 // maxTemplates bounds the compiled-template cache; past it, it starts over.
@@ -69,37 +67,26 @@ func (s *Sender) sendAction(ctx context.Context, c *herald.Channel, e *herald.Ev
 	if err != nil {
 		return Result{ErrorClass: herald.ErrClassTemplate, Error: "action template: " + err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout())
-	defer cancel()
-	var body *bytes.Reader
-	if r.Body != nil {
-		body = bytes.NewReader(r.Body)
-	}
-	req, err := newRequest(ctx, r.Method, r.URL, body)
-	if err != nil {
-		return Result{ErrorClass: herald.ErrClassTemplate, Error: action.Redact(fmt.Sprintf("build request: %v", err), secrets)}
-	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(r.URL)
+	req.Header.SetMethod(r.Method)
 	for k, v := range c.Headers {
 		req.Header.Set(k, v)
 	}
-	for k, v := range r.Header {
-		req.Header[k] = v
+	for k, vs := range r.Header {
+		req.Header.Del(k)
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	if r.Body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(r.Body)
 	}
-	req.Header.Set("User-Agent", s.userAgent)
-	res := s.do(ctx, req)
+	req.Header.SetUserAgent(s.userAgent)
+	res := s.client.do(ctx, req, c.Timeout())
 	res.Body = action.Redact(res.Body, secrets)
 	res.Error = action.Redact(res.Error, secrets)
 	return res
-}
-
-// newRequest builds a request whose body may be absent (a nil *bytes.Reader
-// would otherwise be sent as an empty, non-nil body).
-func newRequest(ctx context.Context, method, url string, body *bytes.Reader) (*http.Request, error) {
-	if body == nil {
-		return http.NewRequestWithContext(ctx, method, url, nil)
-	}
-	return http.NewRequestWithContext(ctx, method, url, body)
 }

@@ -3,15 +3,8 @@
 package channel
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,12 +16,13 @@ import (
 	"github.com/heraldhq/herald/internal/action"
 	"github.com/heraldhq/herald/internal/target"
 	"github.com/heraldhq/herald/webhooks"
+	"github.com/valyala/fasthttp"
 )
 
 // Sender delivers webhook requests over one shared, keep-alive HTTP client
-// whose dialer refuses disallowed addresses at connect time.
+// whose dialer refuses disallowed addresses at connect time (client.go).
 type Sender struct {
-	client    *http.Client
+	client    *client
 	userAgent string
 
 	// signers keeps a Signer per set of active secrets: building one
@@ -67,28 +61,11 @@ func (s *Sender) signer(secrets []string) (*webhooks.Signer, error) {
 
 // NewSender returns a Sender whose connections are checked by guard.
 func NewSender(guard *target.Guard, userAgent string) *Sender {
-	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would hide the real target from the guard
-		DialContext:           guard.Dialer(10 * time.Second).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &Sender{
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are failures, never followed (Standard Webhooks).
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		userAgent: userAgent,
-	}
+	return &Sender{client: newClient(guard, userAgent), userAgent: userAgent}
 }
 
 // Close drops idle connections.
-func (s *Sender) Close() { s.client.CloseIdleConnections() }
+func (s *Sender) Close() { s.client.close() }
 
 // Body encodes an event as the compact JSON body that is signed and sent:
 // {"id","type","timestamp","source","data"}, in that order. It is written by hand because encoding/json
@@ -151,48 +128,21 @@ func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, n
 	if err != nil {
 		return Result{ErrorClass: herald.ErrClassConnect, Error: "channel secret: " + err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
-	if err != nil {
-		return Result{ErrorClass: herald.ErrClassConnect, Error: "build request: " + err.Error()}
-	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(c.URL)
+	req.Header.SetMethod(http.MethodPost)
 	for k, v := range c.Headers {
 		req.Header.Set(k, v)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.userAgent)
-	signer.SetHeaders(req.Header, e.ID, time.Now(), body)
-	return s.do(ctx, req)
-}
-
-// do sends req and reads what came back, bounded; ctx carries the
-// channel's timeout.
-func (s *Sender) do(ctx context.Context, req *http.Request) Result {
-	start := time.Now()
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return Result{Duration: time.Since(start), ErrorClass: classify(ctx, err), Error: describe(err)}
-	}
-	defer resp.Body.Close()
-	buf, readErr := io.ReadAll(io.LimitReader(resp.Body, herald.MaxResponseBody))
-	// Drain a little more so the connection can be reused.
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-	r := Result{
-		StatusCode: resp.StatusCode,
-		Body:       validUTF8(buf),
-		Duration:   time.Since(start),
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
-	if readErr != nil && ctx.Err() != nil {
-		// The status arrived but the body did not finish in time.
-		r.ErrorClass, r.Error = herald.ErrClassTimeout, "response body not complete within the timeout"
-		return r
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		r.ErrorClass, r.Error = herald.ErrClassStatus, fmt.Sprintf("receiver answered %d", resp.StatusCode)
-	}
-	return r
+	req.Header.SetContentType("application/json")
+	req.Header.SetUserAgent(s.userAgent)
+	ts := time.Now()
+	req.Header.Set(webhooks.HeaderID, e.ID)
+	req.Header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set(webhooks.HeaderSignature, signer.Sign(e.ID, ts, body))
+	req.SetBodyRaw(body)
+	return s.client.do(ctx, req, c.Timeout())
 }
 
 // validUTF8 makes a body cut at MaxResponseBody valid UTF-8 that still fits
@@ -217,41 +167,6 @@ func validUTF8(b []byte) string {
 		s = s[:len(s)-size]
 	}
 	return s
-}
-
-// ErrClassCanceled marks a request cut off by shutdown: not an attempt.
-const ErrClassCanceled = "canceled"
-
-func classify(ctx context.Context, err error) string {
-	var certErr *tls.CertificateVerificationError
-	var recErr tls.RecordHeaderError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var netErr net.Error
-	switch {
-	case errors.Is(err, target.ErrRefused):
-		return herald.ErrClassRefused
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return herald.ErrClassTimeout
-	case errors.Is(err, context.Canceled):
-		return ErrClassCanceled
-	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
-		return herald.ErrClassTLS
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return herald.ErrClassTimeout
-	default:
-		return herald.ErrClassConnect
-	}
-}
-
-func describe(err error) string {
-	var uerr interface{ Unwrap() error }
-	if errors.As(err, &uerr) {
-		if inner := uerr.Unwrap(); inner != nil {
-			return inner.Error()
-		}
-	}
-	return err.Error()
 }
 
 // retryAfter reads a Retry-After header: delay seconds or an HTTP date.
