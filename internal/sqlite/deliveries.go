@@ -87,7 +87,7 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 // free of races.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
 	var claims []herald.Claim
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeLoose(ctx, func(tx *wtx) error {
 		var err error
 		claims, err = claim(tx, p)
 		return err
@@ -296,7 +296,14 @@ func eventsByID(tx *wtx, ids []any) (map[string]*herald.Event, error) {
 
 // CompleteDeliveries records attempts and new delivery states.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
-	write := s.write
+	// Automatic attempts' results need no flush: lost to a power cut, the
+	// delivery is sent again. A manual attempt's is answered to a person.
+	write := s.writeLoose
+	for _, c := range cs {
+		if c.Attempt.Trigger != herald.TriggerAuto {
+			write = s.write
+		}
+	}
 	for _, c := range cs {
 		if c.DisableChannel != "" || c.DeleteChannel {
 			write = s.configWrite // a channel gets disabled or deleted
@@ -356,7 +363,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *wtx) error {
+	return s.writeLoose(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
 		return err
 	})

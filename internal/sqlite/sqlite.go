@@ -201,11 +201,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in the shared write transaction and waits for the commit.
-// Once queued, fn runs and commits whatever the caller's context does, so
-// the answer always matches what is stored.
+// write runs fn in the shared write transaction and waits for the commit
+// and the flush that makes it durable. Once queued, fn runs and commits
+// whatever the caller's context does, so the answer always matches what is
+// stored.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
-	op := writeOp{fn: fn, done: make(chan error, 1)}
+	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1)})
+}
+
+// writeLoose is write for what only the delivery loop relies on: it is
+// answered at commit, without waiting for the flush (writer.go).
+func (s *Store) writeLoose(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), loose: true})
+}
+
+func (s *Store) queue(ctx context.Context, op writeOp) error {
 	select {
 	case s.ops <- op:
 	case <-ctx.Done():

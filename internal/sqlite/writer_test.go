@@ -130,3 +130,67 @@ func TestNormalDoesNotFlush(t *testing.T) {
 		t.Fatal("an unknown synchronous mode was accepted")
 	}
 }
+
+// TestLooseWritesNotHeldByFlush: a claim is answered at its commit, not
+// after the flush of the durable write it shares a transaction with, and a
+// transaction of claims alone is not flushed at all.
+func TestLooseWritesNotHeldByFlush(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hold := make(chan struct{})
+	var flushes atomic.Int32
+	s.fdatasync = func(path string) error {
+		flushes.Add(1)
+		<-hold
+		return fdatasync(path)
+	}
+	claim := func() <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: time.Now(), Limit: 10, LeaseSlack: time.Second})
+			ch <- err
+		}()
+		return ch
+	}
+	set := func(name string) <-chan error {
+		ch := make(chan error, 1)
+		go func() { _, err := s.SetSettingIfAbsent(ctx, name, "v"); ch <- err }()
+		return ch
+	}
+	if !answered(claim()) {
+		t.Fatal("a claim alone was not answered at once")
+	}
+	if n := flushes.Load(); n != 0 {
+		t.Fatalf("%d flushes for a transaction of one claim, want none", n)
+	}
+
+	a := set("a")
+	for flushes.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// b and the claim gather while a's flush runs, then commit together.
+	b, c := set("b"), claim()
+	time.Sleep(50 * time.Millisecond)
+	hold <- struct{}{} // a's flush ends
+	if !answered(a) {
+		t.Fatal("a not answered after its flush")
+	}
+	if !answered(c) {
+		t.Fatal("the claim waited for the flush of b, which shares its transaction")
+	}
+	if answered(b) {
+		t.Fatal("b was answered before its flush")
+	}
+	hold <- struct{}{}
+	if !answered(b) {
+		t.Fatal("b not answered after its flush")
+	}
+	if n := flushes.Load(); n != 2 {
+		t.Fatalf("%d flushes, want 2 (a; then b with the claim)", n)
+	}
+	close(hold)
+}
