@@ -88,6 +88,16 @@ func TestSendLongBodyKeptShort(t *testing.T) {
 	}
 }
 
+// timesOut sends to rc with a timeout of 1 s and returns the result and
+// how long it took.
+func timesOut(rc *httptest.Server) (Result, time.Duration) {
+	s := loopbackSender()
+	defer s.Close()
+	start := time.Now()
+	res := send(s, context.Background(), testChannel(rc.URL, 1))
+	return res, time.Since(start)
+}
+
 // TestSendSlowBodyIsTimeout: the status arrived but the body did not
 // finish within the channel's timeout.
 func TestSendSlowBodyIsTimeout(t *testing.T) {
@@ -100,12 +110,9 @@ func TestSendSlowBodyIsTimeout(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer rc.Close()
-	s := loopbackSender()
-	defer s.Close()
-	start := time.Now()
-	res := send(s, context.Background(), testChannel(rc.URL, 1))
-	if res.ErrorClass != herald.ErrClassTimeout || res.StatusCode != 200 || time.Since(start) > 5*time.Second {
-		t.Fatalf("result %+v after %v, want a timeout with status 200 after about 1 s", res, time.Since(start))
+	res, took := timesOut(rc)
+	if res.ErrorClass != herald.ErrClassTimeout || res.StatusCode != 200 || took > 5*time.Second {
+		t.Fatalf("result %+v after %v, want a timeout with status 200 after about 1 s", res, took)
 	}
 }
 
@@ -117,12 +124,9 @@ func TestSendNoAnswerIsTimeout(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer rc.Close()
-	s := loopbackSender()
-	defer s.Close()
-	start := time.Now()
-	res := send(s, context.Background(), testChannel(rc.URL, 1))
-	if res.ErrorClass != herald.ErrClassTimeout || time.Since(start) < 900*time.Millisecond || time.Since(start) > 5*time.Second {
-		t.Fatalf("result %+v after %v, want a timeout after about 1 s", res, time.Since(start))
+	res, took := timesOut(rc)
+	if res.ErrorClass != herald.ErrClassTimeout || took < 900*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("result %+v after %v, want a timeout after about 1 s", res, took)
 	}
 }
 

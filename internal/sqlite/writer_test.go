@@ -34,22 +34,29 @@ func answered(ch <-chan error) bool {
 	}
 }
 
-// TestWriteAnsweredAfterFlush: with synchronous FULL a write is answered
-// only once the log is flushed, and the writes that arrive during one flush
-// commit together and share the next.
-func TestWriteAnsweredAfterFlush(t *testing.T) {
+// heldFlushes opens a store (synchronous FULL) whose every flush waits
+// for a value on hold and is counted.
+func heldFlushes(t *testing.T) (*Store, chan struct{}, *atomic.Int32) {
 	s, err := Open(context.Background(), t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	hold := make(chan struct{})
-	var flushes atomic.Int32
+	flushes := new(atomic.Int32)
 	s.fdatasync = func(path string) error {
 		flushes.Add(1)
 		<-hold
 		return fdatasync(path)
 	}
+	return s, hold, flushes
+}
+
+// TestWriteAnsweredAfterFlush: with synchronous FULL a write is answered
+// only once the log is flushed, and the writes that arrive during one flush
+// commit together and share the next.
+func TestWriteAnsweredAfterFlush(t *testing.T) {
+	s, hold, flushes := heldFlushes(t)
 	set := func(name string) <-chan error {
 		ch := make(chan error, 1)
 		go func() {
@@ -136,18 +143,7 @@ func TestNormalDoesNotFlush(t *testing.T) {
 // transaction of claims alone is not flushed at all.
 func TestLooseWritesNotHeldByFlush(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	hold := make(chan struct{})
-	var flushes atomic.Int32
-	s.fdatasync = func(path string) error {
-		flushes.Add(1)
-		<-hold
-		return fdatasync(path)
-	}
+	s, hold, flushes := heldFlushes(t)
 	claim := func() <-chan error {
 		ch := make(chan error, 1)
 		go func() {
