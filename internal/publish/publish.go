@@ -183,12 +183,35 @@ func (p *Publisher) PublishTest(ctx context.Context, tenantID string, et *herald
 	return &e, res[0].DeliveryIDs[0], nil
 }
 
+// compact returns b without insignificant whitespace. Most publishers send
+// compact JSON already, and checking for whitespace outside strings is
+// several times cheaper than compacting; b is valid JSON here.
 func compact(b json.RawMessage) json.RawMessage {
+	if isCompact(b) {
+		return b
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// isCompact reports whether valid JSON b has no whitespace outside
+// strings.
+func isCompact(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case in && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID string, in *Input, custom []herald.EventType, now time.Time) herald.Event {
