@@ -105,14 +105,14 @@ func (s *Store) writeLoop() {
 
 // finish runs and commits what is queued at shutdown, then flushes it.
 func (s *Store) finish(g *group) {
+queued:
 	for {
 		select {
 		case op := <-s.ops:
 			g = s.run(g, op)
-			continue
 		default:
+			break queued
 		}
-		break
 	}
 	if g != nil && s.commitGroup(g) {
 		s.answer(g, s.flush())
