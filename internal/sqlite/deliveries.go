@@ -298,16 +298,17 @@ func eventsByID(tx *wtx, ids []any) (map[string]*herald.Event, error) {
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
 	// Automatic attempts' results need no flush: lost to a power cut, the
 	// delivery is sent again. A manual attempt's is answered to a person.
-	write := s.writeLoose
+	loose, config := true, false
 	for _, c := range cs {
-		if c.Attempt.Trigger != herald.TriggerAuto {
-			write = s.write
-		}
+		loose = loose && c.Attempt.Trigger == herald.TriggerAuto
+		config = config || c.DisableChannel != "" || c.DeleteChannel // a channel gets disabled or deleted
 	}
-	for _, c := range cs {
-		if c.DisableChannel != "" || c.DeleteChannel {
-			write = s.configWrite // a channel gets disabled or deleted
-		}
+	write := s.write
+	switch {
+	case config:
+		write = s.configWrite
+	case loose:
+		write = s.writeLoose
 	}
 	return write(ctx, func(tx *wtx) error {
 		ins, err := tx.Prepare(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -52,7 +51,6 @@ type writeOp struct {
 
 // group is the transaction gathering operations.
 type group struct {
-	tx  *sql.Tx
 	w   *wtx
 	ops []writeOp // operations whose writes are in the transaction
 }
@@ -120,15 +118,20 @@ queued:
 }
 
 // run executes op inside g (beginning g if needed) in a savepoint, so a
-// failing op is rolled back alone. A failed op is answered at once.
+// failing op is rolled back alone. A failed op is answered at once; after
+// a failed flush, every op is refused without running.
 func (s *Store) run(g *group, op writeOp) *group {
+	if err := s.flushErr.Load(); err != nil {
+		op.done <- *err
+		return g
+	}
 	if g == nil {
 		tx, err := s.w.BeginTx(context.Background(), nil)
 		if err != nil {
 			op.done <- fmt.Errorf("%w: begin: %v", herald.ErrUnavailable, err)
 			return nil
 		}
-		g = &group{tx: tx, w: &wtx{tx: tx, s: s}}
+		g = &group{w: &wtx{tx: tx, s: s}}
 	}
 	err := func() error {
 		if _, err := g.w.Exec("SAVEPOINT op"); err != nil {
@@ -156,10 +159,10 @@ func (s *Store) run(g *group, op writeOp) *group {
 // there is anything left to flush and answer.
 func (s *Store) commitGroup(g *group) bool {
 	if len(g.ops) == 0 {
-		_ = g.tx.Rollback()
+		_ = g.w.tx.Rollback()
 		return false
 	}
-	if err := g.tx.Commit(); err != nil {
+	if err := g.w.tx.Commit(); err != nil {
 		s.answer(g, fmt.Errorf("%w: commit: %v", herald.ErrUnavailable, err))
 		return false
 	}
@@ -195,13 +198,10 @@ func (s *Store) answer(g *group, err error) {
 // flush puts the write-ahead log on disk when Herald, not SQLite, makes
 // commits durable. The file is opened each time: SQLite may remove and
 // recreate it, and a descriptor kept from before would flush nothing.
-// A failed flush fails every later write too: after one, the kernel may
-// have dropped the pages it could not write, and a later flush that
-// succeeds proves nothing about them.
+// A failed flush fails every later write too (run refuses them): after
+// one, the kernel may have dropped the pages it could not write, and a
+// later flush that succeeds proves nothing about them.
 func (s *Store) flush() error {
-	if !s.flushWAL {
-		return nil
-	}
 	if err := s.flushErr.Load(); err != nil {
 		return *err
 	}

@@ -119,6 +119,9 @@ func TestFailedFlushRefusesWrites(t *testing.T) {
 	if _, err := s.SetSettingIfAbsent(context.Background(), "b", "v"); !errors.Is(err, herald.ErrUnavailable) {
 		t.Fatalf("write after a failed flush: %v, want ErrUnavailable", err)
 	}
+	if setting(t, s, "b") != "" {
+		t.Fatal("a write refused after a failed flush was stored anyway")
+	}
 }
 
 // TestNormalDoesNotFlush: synchronous NORMAL leaves flushing to SQLite's
