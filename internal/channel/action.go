@@ -67,13 +67,8 @@ func (s *Sender) sendAction(ctx context.Context, c *herald.Channel, e *herald.Ev
 	if err != nil {
 		return Result{ErrorClass: herald.ErrClassTemplate, Error: "action template: " + err.Error()}
 	}
-	req := fasthttp.AcquireRequest()
+	req := newRequest(r.Method, r.URL, c.Headers)
 	defer fasthttp.ReleaseRequest(req)
-	req.SetRequestURI(r.URL)
-	req.Header.SetMethod(r.Method)
-	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
 	for k, vs := range r.Header {
 		req.Header.Del(k)
 		for _, v := range vs {

@@ -44,10 +44,9 @@ const (
 	drainLimit = 64 << 10
 )
 
-func newClient(guard *target.Guard, userAgent string) *client {
+func newClient(guard *target.Guard) *client {
 	c := &client{conns: map[*trackedConn]struct{}{}}
 	c.fc = &fasthttp.Client{
-		Name: userAgent,
 		// Every connection is made by the guard's dialer, which refuses a
 		// disallowed address at connect time; there is no proxy to hide
 		// the real target from it.
@@ -126,6 +125,18 @@ func (c *client) cutOff() {
 }
 
 func (c *client) close() { c.fc.CloseIdleConnections() }
+
+// newRequest starts a request with a channel's own headers; the caller
+// releases it (fasthttp.ReleaseRequest).
+func newRequest(method, url string, headers map[string]string) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.SetRequestURI(url)
+	req.Header.SetMethod(method)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return req
+}
 
 // do sends req within timeout and reads what came back, bounded.
 // Cancelling ctx is how shutdown cuts requests off: it closes every

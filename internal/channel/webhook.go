@@ -61,7 +61,7 @@ func (s *Sender) signer(secrets []string) (*webhooks.Signer, error) {
 
 // NewSender returns a Sender whose connections are checked by guard.
 func NewSender(guard *target.Guard, userAgent string) *Sender {
-	return &Sender{client: newClient(guard, userAgent), userAgent: userAgent}
+	return &Sender{client: newClient(guard), userAgent: userAgent}
 }
 
 // Close drops idle connections.
@@ -128,13 +128,8 @@ func (s *Sender) Send(ctx context.Context, c *herald.Channel, e *herald.Event, n
 	if err != nil {
 		return Result{ErrorClass: herald.ErrClassConnect, Error: "channel secret: " + err.Error()}
 	}
-	req := fasthttp.AcquireRequest()
+	req := newRequest(http.MethodPost, c.URL, c.Headers)
 	defer fasthttp.ReleaseRequest(req)
-	req.SetRequestURI(c.URL)
-	req.Header.SetMethod(http.MethodPost)
-	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
 	req.Header.SetContentType("application/json")
 	req.Header.SetUserAgent(s.userAgent)
 	ts := time.Now()
