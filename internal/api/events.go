@@ -46,8 +46,8 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, err)
 		return
 	}
-	var in publish.Input
-	if !decodeBytes(w, body, &in) {
+	in, ok := publish.DecodeInput(body)
+	if !ok && !decodeBytes(w, body, &in) {
 		return
 	}
 	// Too much data is 413 whether the body limit caught it or not.

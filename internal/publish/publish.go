@@ -44,6 +44,8 @@ type Input struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 	// RequestHash identifies the request for idempotent replays.
 	RequestHash []byte `json:"-"`
+	// value is Data decoded for its schema, when DecodeInput read it.
+	value any
 }
 
 // Publisher validates, routes and stores events.
@@ -272,7 +274,13 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		if err != nil {
 			p.log.Error("event type schema does not compile", "type", et.Name, "err", err)
 		} else {
-			for _, fe := range v.Validate(e.Data) {
+			var fes []herald.FieldError
+			if in.value != nil {
+				fes = v.ValidateValue(in.value)
+			} else {
+				fes = v.Validate(e.Data)
+			}
+			for _, fe := range fes {
 				verr.Add(prefix+fe.Field, "%s", fe.Detail)
 			}
 		}

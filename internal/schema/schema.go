@@ -146,14 +146,7 @@ func compileError(err error, doc any) error {
 // from "data" down, e.g. "data.customer.email" or
 // "data.product_cart[0].quantity". Data that is not JSON gets one error on
 // "data". A nil Validator accepts any JSON.
-func (v *Validator) Validate(data json.RawMessage) (out []herald.FieldError) {
-	defer func() {
-		// The library is not expected to panic; if it ever does, the
-		// publisher still gets an answer instead of a crashed request.
-		if r := recover(); r != nil {
-			out = []herald.FieldError{{Field: "data", Detail: "could not be checked against the schema (a Herald bug; please report it)"}}
-		}
-	}()
+func (v *Validator) Validate(data json.RawMessage) []herald.FieldError {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return []herald.FieldError{{Field: "data", Detail: "is required"}}
 	}
@@ -161,6 +154,19 @@ func (v *Validator) Validate(data json.RawMessage) (out []herald.FieldError) {
 	if err != nil {
 		return []herald.FieldError{{Field: "data", Detail: "must be valid JSON: " + err.Error()}}
 	}
+	return v.ValidateValue(doc)
+}
+
+// ValidateValue is Validate for data already decoded the way
+// encoding/json decodes into an any with UseNumber.
+func (v *Validator) ValidateValue(doc any) (out []herald.FieldError) {
+	defer func() {
+		// The library is not expected to panic; if it ever does, the
+		// publisher still gets an answer instead of a crashed request.
+		if r := recover(); r != nil {
+			out = []herald.FieldError{{Field: "data", Detail: "could not be checked against the schema (a Herald bug; please report it)"}}
+		}
+	}()
 	if v == nil || v.schema == nil {
 		return nil
 	}
@@ -168,7 +174,7 @@ func (v *Validator) Validate(data json.RawMessage) (out []herald.FieldError) {
 		return []herald.FieldError{{Field: "data", Detail: fmt.Sprintf(
 			"is too costly to check against this event type's schema (over %d checks); send less data, or simplify the schema (fewer anyOf/oneOf branches, no repeated references)", MaxCost)}}
 	}
-	err = v.schema.Validate(doc)
+	err := v.schema.Validate(doc)
 	if err == nil {
 		return nil
 	}
