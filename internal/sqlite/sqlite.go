@@ -210,9 +210,16 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 }
 
 // writeLoose is write for what only the delivery loop relies on: it is
-// answered at commit, without waiting for the flush (writer.go).
+// answered at commit, without waiting for the flush, and fn is bare
+// (writer.go).
 func (s *Store) writeLoose(ctx context.Context, fn func(tx *wtx) error) error {
-	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), loose: true})
+	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), loose: true, bare: true})
+}
+
+// writeBare is write for fn that fails only when the database does: it
+// runs without a savepoint of its own (writer.go).
+func (s *Store) writeBare(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), bare: true})
 }
 
 func (s *Store) queue(ctx context.Context, op writeOp) error {

@@ -40,6 +40,17 @@ import (
 // Waiting for the disk there held every delivery slot for two flushes per
 // delivery. (Committing them at once instead of with the next group was
 // measured too: more, smaller commits cost more than the wait saved.)
+//
+// Each operation runs in a savepoint of its own, so one that fails is
+// undone alone — except bare ones. A savepoint costs two statements and,
+// worse, a copy of every page the operation changes that an earlier one in
+// the transaction changed too, which with many publishes appending to the
+// same pages was a tenth of the writer's time. Bare operations are those
+// that fail only when the database does (a single event's publish, and
+// the delivery loop's loose writes), and a failing database leaves the
+// transaction suspect anyway: when one fails, the whole transaction is
+// rolled back and every operation in it is answered unavailable, to be
+// retried.
 
 // writeOp is one queued write.
 type writeOp struct {
@@ -47,6 +58,8 @@ type writeOp struct {
 	done chan error
 	// loose ops are answered at commit, before the flush.
 	loose bool
+	// bare ops run without a savepoint (see above).
+	bare bool
 }
 
 // group is the transaction gathering operations.
@@ -118,8 +131,8 @@ queued:
 }
 
 // run executes op inside g (beginning g if needed) in a savepoint, so a
-// failing op is rolled back alone. A failed op is answered at once; after
-// a failed flush, every op is refused without running.
+// failing op is rolled back alone, or bare. A failed op is answered at
+// once; after a failed flush, every op is refused without running.
 func (s *Store) run(g *group, op writeOp) *group {
 	if err := s.flushErr.Load(); err != nil {
 		op.done <- *err
@@ -132,6 +145,14 @@ func (s *Store) run(g *group, op writeOp) *group {
 			return nil
 		}
 		g = &group{w: &wtx{tx: tx, s: s}}
+	}
+	if op.bare {
+		if err := op.fn(g.w); err != nil {
+			s.abandon(g, op, err)
+			return nil
+		}
+		g.ops = append(g.ops, op)
+		return g
 	}
 	err := func() error {
 		if _, err := g.w.Exec("SAVEPOINT op"); err != nil {
@@ -153,6 +174,14 @@ func (s *Store) run(g *group, op writeOp) *group {
 	}
 	g.ops = append(g.ops, op)
 	return g
+}
+
+// abandon rolls g back after its bare op failed: op gets its error, the
+// others in g are told to retry.
+func (s *Store) abandon(g *group, op writeOp, err error) {
+	rerr := g.w.tx.Rollback()
+	op.done <- err
+	s.answer(g, fmt.Errorf("%w: a write sharing the transaction failed (%v), so it was rolled back; retry", herald.ErrUnavailable, errors.Join(err, rerr)))
 }
 
 // commitGroup commits g and answers its loose ops; it reports whether

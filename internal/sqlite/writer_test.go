@@ -193,3 +193,61 @@ func TestLooseWritesNotHeldByFlush(t *testing.T) {
 	}
 	close(hold)
 }
+
+// TestFailedWriteUndone: a failing write leaves nothing behind. One in a
+// savepoint fails alone; a bare one takes its whole transaction with it,
+// and the writes that shared it are told to retry.
+func TestFailedWriteUndone(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		s, hold, flushes := heldFlushes(t)
+		insert := func(name string, fail error, bare bool) writeOp {
+			return writeOp{done: make(chan error, 1), bare: bare, fn: func(tx *wtx) error {
+				if _, err := tx.Exec(`INSERT INTO settings(name, value) VALUES (?, 'v')`, name); err != nil {
+					return err
+				}
+				return fail
+			}}
+		}
+		ctx := context.Background()
+		a := make(chan error, 1)
+		go func() { _, err := s.SetSettingIfAbsent(ctx, "a", "v"); a <- err }()
+		for flushes.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		// While a's flush is held, b, the failing write and c gather in one
+		// transaction.
+		boom := errors.New("boom")
+		b, bad, c := insert("b", nil, false), insert("bad", boom, bare), insert("c", nil, false)
+		for _, op := range []writeOp{b, bad, c} {
+			s.ops <- op
+		}
+		if err := <-bad.done; !errors.Is(err, boom) {
+			t.Fatalf("bare=%v: the failing write answered %v", bare, err)
+		}
+		if bare {
+			if err := <-b.done; !errors.Is(err, herald.ErrUnavailable) {
+				t.Fatalf("b shared a transaction with a failed bare write and answered %v, want ErrUnavailable", err)
+			}
+		}
+		hold <- struct{}{} // a's flush
+		if err := <-a; err != nil {
+			t.Fatal(err)
+		}
+		hold <- struct{}{} // the next transaction's flush
+		if err := <-c.done; err != nil {
+			t.Fatalf("bare=%v: c, queued after the failure, answered %v", bare, err)
+		}
+		if !bare {
+			if err := <-b.done; err != nil {
+				t.Fatalf("b answered %v; a failed write in a savepoint fails alone", err)
+			}
+		}
+		close(hold)
+		want := map[string]bool{"a": true, "b": !bare, "bad": false, "c": true}
+		for name, stored := range want {
+			if got := setting(t, s, name) != ""; got != stored {
+				t.Errorf("bare=%v: setting %s stored=%v, want %v", bare, name, got, stored)
+			}
+		}
+	}
+}
