@@ -205,7 +205,6 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer upd.Close()
 	eventIDs := map[string]bool{}
 	for _, c := range picked {
 		if _, err := upd.Exec(ts(c.LeaseUntil), c.Delivery.ID); err != nil {
@@ -316,13 +315,11 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 		if err != nil {
 			return err
 		}
-		defer ins.Close()
 		upd, err := tx.Prepare(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
 			last_error = ?, last_status = ?, updated_at = ? WHERE id = ?`)
 		if err != nil {
 			return err
 		}
-		defer upd.Close()
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery
 			// A completion without an attempt ends a delivery whose channel went away.

@@ -12,10 +12,13 @@ import (
 // of ids go in as one JSON array), so the caches stay small.
 
 // wtx is the shared write transaction. Its statements come from the
-// writer's cache.
+// writer's cache, bound to the transaction once per transaction (binding
+// allocates and locks; a transaction runs the same few statements for
+// each of its operations).
 type wtx struct {
-	tx *sql.Tx
-	s  *Store
+	tx    *sql.Tx
+	s     *Store
+	bound map[string]*sql.Stmt
 }
 
 // stmt returns q prepared on the writer. The writer pool has a second
@@ -23,6 +26,9 @@ type wtx struct {
 // first; database/sql then prepares it once more on the transaction's
 // connection and keeps both.
 func (t *wtx) stmt(q string) *sql.Stmt {
+	if st, ok := t.bound[q]; ok {
+		return st
+	}
 	st, err := t.s.wstmts.get(t.s.w, q)
 	if err != nil {
 		// Prepared on the transaction alone; the error, if any, surfaces
@@ -33,10 +39,16 @@ func (t *wtx) stmt(q string) *sql.Stmt {
 		}
 		return st
 	}
-	return t.tx.Stmt(st)
+	st = t.tx.Stmt(st)
+	if t.bound == nil {
+		t.bound = map[string]*sql.Stmt{}
+	}
+	t.bound[q] = st
+	return st
 }
 
-// Prepare returns q ready to run many times in the transaction.
+// Prepare returns q ready to run many times in the transaction; it closes
+// with the transaction.
 func (t *wtx) Prepare(q string) (*sql.Stmt, error) {
 	if st := t.stmt(q); st != nil {
 		return st, nil
