@@ -73,6 +73,23 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 	s.answerPublish(w, res[0])
 }
 
+// itemError adds the decoding error of batch item i, if any, to verr.
+func itemError(verr *herald.ValidationError, i int, err error) {
+	var fe *herald.ValidationError
+	var se *shapeError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe):
+		for _, f := range fe.Fields {
+			verr.Add(fmt.Sprintf("events[%d].%s", i, f.Field), "%s", f.Detail)
+		}
+	case errors.As(err, &se):
+		verr.Add(fmt.Sprintf("events[%d]", i), "%v", se)
+	default:
+		verr.Add(fmt.Sprintf("events[%d]", i), "%v", err)
+	}
+}
+
 // dataTooLarge answers a publish whose data is over the limit.
 func dataTooLarge(w http.ResponseWriter) {
 	problem(w, http.StatusRequestEntityTooLarge, "Request too large",
@@ -121,18 +138,9 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principa
 	inputs := make([]publish.Input, len(in.Events))
 	verr := &herald.ValidationError{}
 	for i, raw := range in.Events {
-		if err := unmarshalStrict(raw, &inputs[i]); err != nil {
-			var fe *herald.ValidationError
-			var se *shapeError
-			if errors.As(err, &fe) {
-				for _, f := range fe.Fields {
-					verr.Add(fmt.Sprintf("events[%d].%s", i, f.Field), "%s", f.Detail)
-				}
-			} else if errors.As(err, &se) {
-				verr.Add(fmt.Sprintf("events[%d]", i), "%v", se)
-			} else {
-				verr.Add(fmt.Sprintf("events[%d]", i), "%v", err)
-			}
+		var ok bool
+		if inputs[i], ok = publish.DecodeInput(raw); !ok {
+			itemError(verr, i, unmarshalStrict(raw, &inputs[i]))
 		}
 		if inputs[i].IdempotencyKey != "" {
 			inputs[i].RequestHash = requestHash(raw)
