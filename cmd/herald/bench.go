@@ -25,7 +25,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
 	var cfg bench.Config
-	fs.IntVar(&cfg.Events, "events", 100_000, "events of burst and fanout (requests of raw)")
+	fs.IntVar(&cfg.Events, "events", 100_000, "events of burst and fanout (requests of raw, at least 100000)")
 	fs.IntVar(&cfg.Backlog, "backlog", 1_000_000, "pending deliveries the backlog scenario drains")
 	fs.IntVar(&cfg.Rate, "rate", 1000, "events per second of the latency scenario")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the latency scenario publishes")
