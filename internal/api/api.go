@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -268,8 +269,18 @@ func problem(w http.ResponseWriter, status int, title, detail string, fields []h
 	_ = newEncoder(w).Encode(problemDoc{Type: "about:blank", Title: title, Status: status, Detail: detail, Errors: fields})
 }
 
+// Refuse answers a request refused before any route saw it.
+func Refuse(w http.ResponseWriter, status int, detail string) {
+	problem(w, status, http.StatusText(status), detail, nil)
+}
+
 // fail answers err with the matching problem.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.failAt(w, r.Method, r.URL.Path, err)
+}
+
+// failAt is fail for a request known by its method and path.
+func (s *Server) failAt(w http.ResponseWriter, method, path string, err error) {
 	var verr *herald.ValidationError
 	var cerr *herald.ConflictError
 	var tooBig *http.MaxBytesError
@@ -284,13 +295,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &cerr):
 		problem(w, http.StatusConflict, "Conflict", cerr.Detail, nil)
 	case errors.Is(err, herald.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		s.Logger.Warn("storage unavailable", "path", r.URL.Path, "err", err)
+		s.Logger.Warn("storage unavailable", "path", path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		problem(w, http.StatusServiceUnavailable, "Unavailable", "storage is unavailable, so this was not acknowledged; try again (with the same Idempotency-Key a repeat is never stored twice)", nil)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
-		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.Logger.Error("request failed", "method", method, "path", path, "err", err)
 		problem(w, http.StatusInternalServerError, "Internal error", "the server failed; the error was logged", nil)
 	}
 }
@@ -315,6 +326,17 @@ const (
 	maxEventBody = 256<<10 + 16<<10 // data plus the envelope fields
 	maxBatchBody = 16 << 20
 )
+
+// BodyLimit is how much of a request's body the server reads for uri
+// (nil: the most for any route): a little more than the route's own limit,
+// so the route answers an oversized body itself, in its own words.
+func BodyLimit(uri []byte) int {
+	path, _, _ := bytes.Cut(uri, []byte("?"))
+	if uri == nil || bytes.HasSuffix(path, []byte("/events/batch")) {
+		return maxBatchBody + 4<<10
+	}
+	return maxBody + 4<<10
+}
 
 // decode reads a JSON body strictly into v. It answers the request itself
 // and returns false when the body is unusable.

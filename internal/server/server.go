@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/internal/catalog"
 	"github.com/heraldhq/herald/internal/channel"
 	"github.com/heraldhq/herald/internal/dispatch"
+	"github.com/heraldhq/herald/internal/httpserver"
 	"github.com/heraldhq/herald/internal/postgres"
 	"github.com/heraldhq/herald/internal/publish"
 	"github.com/heraldhq/herald/internal/sqlite"
@@ -73,7 +74,7 @@ type Server struct {
 	store    herald.Store
 	disp     *dispatch.Dispatcher
 	sender   *channel.Sender
-	http     *http.Server
+	http     *httpserver.Server
 	listener net.Listener
 }
 
@@ -139,8 +140,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	handler := apiSrv.Handler()
+	fast := apiSrv.ServePublish
 	if cfg.Role == RoleWorker {
-		handler = healthOnly(handler)
+		handler, fast = healthOnly(handler), nil
 	} else {
 		handler, err = withDashboard(ctx, store, handler, cfg.Clock, log)
 		if err != nil {
@@ -151,13 +153,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, log: log, store: store, disp: disp, sender: sender, listener: ln,
-		http: &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
+		http: httpserver.New(httpserver.Config{
+			Handler:     handler,
+			Fast:        fast,
+			BodyLimit:   api.BodyLimit,
+			ReadTimeout: 60 * time.Second,
+			IdleTimeout: 120 * time.Second,
+			Logger:      log,
+			Refuse:      api.Refuse,
+		}),
 	}, nil
 }
 
@@ -323,7 +327,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.store.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+	if serveErr != nil {
 		return serveErr
 	}
 	return nil
