@@ -199,69 +199,60 @@ func (d *decoder) literal(word string) bool {
 }
 
 func (d *decoder) object() (any, bool) {
-	if d.depth++; d.depth > maxDepth {
-		return nil, false
-	}
-	defer func() { d.depth-- }()
-	d.i++ // {
 	m := map[string]any{}
-	d.ws()
-	if d.byte('}') {
-		return m, true
-	}
-	for {
-		d.ws()
+	ok := d.items('}', func() bool {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
-			return nil, false
+			return false
 		}
 		k, ok := d.str()
 		if !ok {
-			return nil, false
+			return false
 		}
 		d.ws()
 		if !d.byte(':') {
-			return nil, false
+			return false
 		}
 		d.ws()
 		v, ok := d.value()
-		if !ok {
-			return nil, false
-		}
 		m[k] = v // a repeated name keeps its last value, as in encoding/json
-		d.ws()
-		if d.byte('}') {
-			return m, true
-		}
-		if !d.byte(',') {
-			return nil, false
-		}
-	}
+		return ok
+	})
+	return m, ok
 }
 
 func (d *decoder) array() (any, bool) {
+	a := []any{}
+	ok := d.items(']', func() bool {
+		v, ok := d.value()
+		a = append(a, v)
+		return ok
+	})
+	return a, ok
+}
+
+// items reads the comma-separated items of the object or array opening
+// at d.i up to its closing byte, each with item.
+func (d *decoder) items(closing byte, item func() bool) bool {
 	if d.depth++; d.depth > maxDepth {
-		return nil, false
+		return false
 	}
 	defer func() { d.depth-- }()
-	d.i++ // [
-	a := []any{}
+	d.i++ // the opening bracket
 	d.ws()
-	if d.byte(']') {
-		return a, true
+	if d.byte(closing) {
+		return true
 	}
 	for {
 		d.ws()
-		v, ok := d.value()
-		if !ok {
-			return nil, false
+		if !item() {
+			return false
 		}
-		a = append(a, v)
 		d.ws()
-		if d.byte(']') {
-			return a, true
+		if d.byte(closing) {
+			return true
 		}
 		if !d.byte(',') {
-			return nil, false
+			return false
 		}
 	}
 }
