@@ -116,21 +116,14 @@ func (d *decoder) byte(c byte) bool {
 // name reads a member name without escapes, the only kind the plain form
 // has (encoding/json also matches escaped and differently cased names).
 func (d *decoder) name() (string, bool) {
-	if !d.byte('"') {
+	start := d.i
+	if start >= len(d.b) || d.b[start] != '"' {
 		return "", false
 	}
-	start := d.i
-	for d.i < len(d.b) {
-		switch c := d.b[d.i]; {
-		case c == '"':
-			d.i++
-			return string(d.b[start : d.i-1]), true
-		case c == '\\' || c < 0x20:
-			return "", false
-		}
-		d.i++
-	}
-	return "", false
+	s, ok := d.str()
+	// An escape always spells its character in more bytes than it takes,
+	// so a name as long as its text (less the quotes) has none.
+	return s, ok && len(s) == d.i-start-2
 }
 
 // text reads a string or null (which leaves *dst as it is, as
