@@ -50,18 +50,19 @@ type Config struct {
 
 // Server is an HTTP/1.1 server.
 type Server struct {
-	srv  *fasthttp.Server
-	log  *slog.Logger
-	h    http.Handler
-	fast func(ctx *fasthttp.RequestCtx) bool
-	base context.Context
-	stop context.CancelFunc
+	srv    *fasthttp.Server
+	log    *slog.Logger
+	h      http.Handler
+	fast   func(ctx *fasthttp.RequestCtx) bool
+	refuse func(w http.ResponseWriter, status int, detail string)
+	base   context.Context
+	stop   context.CancelFunc
 }
 
 // New returns a Server.
 func New(cfg Config) *Server {
 	base, stop := context.WithCancel(context.Background())
-	s := &Server{log: cfg.Logger, h: cfg.Handler, fast: cfg.Fast, base: base, stop: stop}
+	s := &Server{log: cfg.Logger, h: cfg.Handler, fast: cfg.Fast, refuse: cfg.Refuse, base: base, stop: stop}
 	s.srv = &fasthttp.Server{
 		Handler:            s.serve,
 		ReadTimeout:        cfg.ReadTimeout,
@@ -78,7 +79,7 @@ func New(cfg Config) *Server {
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			status, detail := refusal(err)
 			w := NewResponseWriter(ctx)
-			cfg.Refuse(w, status, detail)
+			s.refuse(w, status, detail)
 			w.Finish()
 		},
 	}
@@ -168,18 +169,16 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	if s.fast != nil && s.fast(ctx) {
 		return
 	}
+	w := NewResponseWriter(ctx)
+	defer w.Finish()
 	r, err := s.request(ctx)
 	if err != nil {
-		ctx.SetStatusCode(http.StatusBadRequest)
-		ctx.SetContentType("text/plain; charset=utf-8")
-		ctx.SetBodyString("400 Bad Request: " + err.Error())
+		s.refuse(w, http.StatusBadRequest, "the request target is not a URL path: "+err.Error())
 		return
 	}
 	reqCtx, cancel := context.WithCancel(s.base)
 	defer cancel() // as net/http: a request's context ends with its handler
-	w := NewResponseWriter(ctx)
 	s.h.ServeHTTP(w, r.WithContext(reqCtx))
-	w.Finish()
 }
 
 // request builds the net/http request for ctx, copying every byte:

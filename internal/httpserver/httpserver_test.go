@@ -196,6 +196,17 @@ func TestPanicsAndRefusals(t *testing.T) {
 	if !strings.HasPrefix(string(raw), "HTTP/1.1 400") || !strings.Contains(string(raw), "application/problem+json") {
 		t.Errorf("a request that is not HTTP got %q", raw)
 	}
+	c2, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, _ = io.ReadAll(c2)
+	if !strings.HasPrefix(string(raw), "HTTP/1.1 400") || !strings.Contains(string(raw), "not a URL path") {
+		t.Errorf("a request target that is not a path got %q", raw)
+	}
 }
 
 // TestFastRouteAndContexts: a request the fast route takes never reaches
