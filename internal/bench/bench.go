@@ -81,27 +81,7 @@ var ErrLost = errors.New("deliveries were lost or arrived with a bad signature")
 // Run runs the scenarios and returns their results; raw always runs first
 // because every other rate is a ratio to it.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
-	if cfg.Events <= 0 {
-		cfg.Events = 100_000
-	}
-	if cfg.Backlog <= 0 {
-		cfg.Backlog = 1_000_000
-	}
-	if cfg.Rate <= 0 {
-		cfg.Rate = 1000
-	}
-	if cfg.Duration <= 0 {
-		cfg.Duration = 30 * time.Second
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.DataBytes <= 0 {
-		cfg.DataBytes = 1024
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg = cfg.withDefaults()
 	want := cfg.Scenarios
 	if len(want) == 0 {
 		want = Scenarios
@@ -125,19 +105,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		if !slices.Contains(want, name) {
 			continue
 		}
-		var r Result
-		switch name {
-		case "burst":
-			r, err = b.burst(ctx)
-		case "fanout":
-			r, err = b.fanout(ctx)
-		case "latency":
-			r, err = b.latency(ctx)
-		case "isolation":
-			r, err = b.isolation(ctx)
-		case "backlog":
-			r, err = b.backlog(ctx)
-		}
+		r, err := b.run(ctx, name)
 		if err != nil {
 			return results, fmt.Errorf("%s: %w", name, err)
 		}
@@ -151,6 +119,49 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return results, ErrLost
 	}
 	return results, nil
+}
+
+// run runs one scenario other than raw.
+func (b *bench) run(ctx context.Context, name string) (Result, error) {
+	switch name {
+	case "burst":
+		return b.burst(ctx)
+	case "fanout":
+		return b.fanout(ctx)
+	case "latency":
+		return b.latency(ctx)
+	case "isolation":
+		return b.isolation(ctx)
+	case "backlog":
+		return b.backlog(ctx)
+	}
+	return Result{}, fmt.Errorf("unknown scenario %q", name)
+}
+
+// withDefaults fills in what cfg leaves unset.
+func (cfg Config) withDefaults() Config {
+	if cfg.Events <= 0 {
+		cfg.Events = 100_000
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 1_000_000
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 1000
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 30 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.DataBytes <= 0 {
+		cfg.DataBytes = 1024
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
 }
 
 type bench struct {

@@ -28,8 +28,10 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-// TestProfile writes a CPU profile of one scenario when HERALD_PROFILE
-// names a file: HERALD_PROFILE_SCENARIO picks it (default burst).
+// TestProfile writes a CPU profile of one scenario, without the raw run
+// before it, when HERALD_PROFILE names a file: HERALD_PROFILE_SCENARIO
+// picks it (default burst; "publish" is publishing alone, 30,000
+// single-event requests with delivery held back).
 func TestProfile(t *testing.T) {
 	out := os.Getenv("HERALD_PROFILE")
 	if out == "" {
@@ -39,18 +41,42 @@ func TestProfile(t *testing.T) {
 	if scenario == "" {
 		scenario = "burst"
 	}
-	f, err := os.Create(out)
+	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
+	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
+	ctx := context.Background()
+	profile := func(run func() error) {
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		err = run()
+		pprof.StopCPUProfile()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if scenario != "publish" {
+		profile(func() error {
+			r, err := b.run(ctx, scenario)
+			t.Logf("%+v", r)
+			return err
+		})
+		return
+	}
+	r, err := b.newRig(ctx, make(chan struct{}), []string{"/publish"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := Run(context.Background(), Config{Scenarios: []string{scenario}, Events: 20000, Backlog: 300000})
-	pprof.StopCPUProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%+v", rs)
+	defer r.close()
+	const n = 30000
+	profile(func() error {
+		cpu := cpuTime()
+		_, d, err := b.publishAll(ctx, r.h, n)
+		t.Logf("publishing alone: %.0f/s, %.0f µs of CPU per publish", perSec(n, d), perDelivery(cpuTime()-cpu, n))
+		return err
+	})
 }
