@@ -71,7 +71,9 @@ func New(cfg Config) *Server {
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.BodyLimit(h.RequestURI())}
 		},
-		ReadBufferSize:        64 << 10, // the request line and headers must fit
+		// The request line and headers must fit; each connection keeps
+		// a buffer this size, so it stays small (nginx allows 8 KiB a line).
+		ReadBufferSize:        16 << 10,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
@@ -94,7 +96,7 @@ func refusal(err error) (int, string) {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "the body is over this route's limit; send less (event data may be at most 256 KiB, a batch body 16 MiB: split large batches)"
 	case errors.As(err, &small):
-		return http.StatusRequestHeaderFieldsTooLarge, "the request line and headers are over 64 KiB; send fewer or shorter headers"
+		return http.StatusRequestHeaderFieldsTooLarge, "the request line and headers are over 16 KiB; send fewer or shorter headers"
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return http.StatusRequestTimeout, "the request was not received in time"
 	}

@@ -184,6 +184,13 @@ func TestPanicsAndRefusals(t *testing.T) {
 	if _, body := do(t, "POST", url+"/echo", "within"); body != "within" {
 		t.Errorf("echo: %q", body)
 	}
+	// Headers: 12 KiB are read, 20 KiB refused in the caller's words.
+	if resp, body := do(t, "POST", url+"/echo", "h", "X-Big", strings.Repeat("h", 12<<10)); resp.StatusCode != 200 || body != "h" {
+		t.Errorf("12 KiB of headers: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := do(t, "POST", url+"/echo", "h", "X-Big", strings.Repeat("h", 20<<10)); resp.StatusCode != 431 || !strings.Contains(body, "16 KiB") {
+		t.Errorf("20 KiB of headers: %d %q", resp.StatusCode, body)
+	}
 	// What is not HTTP is refused in the caller's words.
 	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
