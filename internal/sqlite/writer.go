@@ -130,9 +130,9 @@ queued:
 	}
 }
 
-// run executes op inside g (beginning g if needed) in a savepoint, so a
-// failing op is rolled back alone, or bare. A failed op is answered at
-// once; after a failed flush, every op is refused without running.
+// run executes op inside g, beginning g if needed. A failed op is
+// answered at once (a failed bare one abandons g); after a failed flush,
+// every op is refused without running.
 func (s *Store) run(g *group, op writeOp) *group {
 	if err := s.flushErr.Load(); err != nil {
 		op.done <- *err
@@ -146,34 +146,36 @@ func (s *Store) run(g *group, op writeOp) *group {
 		}
 		g = &group{w: &wtx{tx: tx, s: s}}
 	}
-	if op.bare {
-		if err := op.fn(g.w); err != nil {
+	if err := apply(g.w, op); err != nil {
+		if op.bare {
 			s.abandon(g, op, err)
 			return nil
 		}
-		g.ops = append(g.ops, op)
-		return g
-	}
-	err := func() error {
-		if _, err := g.w.Exec("SAVEPOINT op"); err != nil {
-			return err
-		}
-		if err := op.fn(g.w); err != nil {
-			if _, rerr := g.w.Exec("ROLLBACK TO op"); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-			_, _ = g.w.Exec("RELEASE op")
-			return err
-		}
-		_, err := g.w.Exec("RELEASE op")
-		return err
-	}()
-	if err != nil {
 		op.done <- err
 		return g
 	}
 	g.ops = append(g.ops, op)
 	return g
+}
+
+// apply runs op's writes in w: in a savepoint of its own, so a failure
+// undoes them alone, unless op is bare.
+func apply(w *wtx, op writeOp) error {
+	if op.bare {
+		return op.fn(w)
+	}
+	if _, err := w.Exec("SAVEPOINT op"); err != nil {
+		return err
+	}
+	if err := op.fn(w); err != nil {
+		if _, rerr := w.Exec("ROLLBACK TO op"); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		_, _ = w.Exec("RELEASE op")
+		return err
+	}
+	_, err := w.Exec("RELEASE op")
+	return err
 }
 
 // abandon rolls g back after its bare op failed: op gets its error, the
