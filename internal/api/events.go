@@ -62,12 +62,18 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 		}
 		in.IdempotencyKey = key
 	}
+	s.publishOne(r.Context(), w, r.Method, r.URL.Path, tid, in, body)
+}
+
+// publishOne stores a single event read from body and answers for it;
+// publishEvent and ServePublish end here.
+func (s *Server) publishOne(ctx context.Context, w http.ResponseWriter, method, path, tid string, in publish.Input, body []byte) {
 	if in.IdempotencyKey != "" { // the hash only serves replays
 		in.RequestHash = requestHash(body)
 	}
-	res, err := s.Publisher.Publish(r.Context(), tid, []publish.Input{in}, func(int) string { return "" })
+	res, err := s.Publisher.Publish(ctx, tid, []publish.Input{in}, func(int) string { return "" })
 	if err != nil {
-		s.fail(w, r, err)
+		s.failAt(w, method, path, err)
 		return
 	}
 	s.answerPublish(w, res[0])

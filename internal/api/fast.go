@@ -42,6 +42,8 @@ func (s *Server) ServePublish(ctx *fasthttp.RequestCtx) bool {
 	if len(s.AdminKeyHash) == sha256.Size && subtle.ConstantTimeCompare(sum[:], s.AdminKeyHash) == 1 {
 		return false // the operator's publishes check the tenant exists first
 	}
+	// fasthttp recycles ctx once this returns and says nothing of a client
+	// that went away, so the request is not a context to hand on.
 	rctx := context.Background()
 	tid, err := s.keyTenant(rctx, sum)
 	if err != nil || tid != string(tenant) { // equal to a stored id, so valid
@@ -61,16 +63,8 @@ func (s *Server) ServePublish(ctx *fasthttp.RequestCtx) bool {
 		}
 		in.IdempotencyKey = string(k)
 	}
-	if in.IdempotencyKey != "" {
-		in.RequestHash = requestHash(body)
-	}
 	w := httpserver.NewResponseWriter(ctx)
-	defer w.Finish()
-	res, err := s.Publisher.Publish(rctx, tid, []publish.Input{in}, func(int) string { return "" })
-	if err != nil {
-		s.failAt(w, "POST", string(path), err)
-		return true
-	}
-	s.answerPublish(w, res[0])
+	s.publishOne(rctx, w, "POST", string(path), tid, in, body)
+	w.Finish()
 	return true
 }
