@@ -173,7 +173,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	w := NewResponseWriter(ctx)
 	defer w.Finish()
-	r, err := s.request(ctx)
+	r, err := request(ctx)
 	if err != nil {
 		s.refuse(w, http.StatusBadRequest, "the request target is not a URL path: "+err.Error())
 		return
@@ -185,7 +185,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 
 // request builds the net/http request for ctx, copying every byte:
 // fasthttp reuses its buffers once the handler returns.
-func (s *Server) request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
+func request(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	uri := string(ctx.RequestURI())
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {

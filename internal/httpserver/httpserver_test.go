@@ -66,6 +66,23 @@ func do(t *testing.T, method, url string, body string, header ...string) (*http.
 	return resp, string(b)
 }
 
+// rawRequest sends text as is and returns everything the server answers
+// before closing the connection.
+func rawRequest(t *testing.T, url, text string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, text); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw, _ := io.ReadAll(c)
+	return string(raw)
+}
+
 // TestHandlersKeepWhatTheyAreGiven: every string a handler is handed is
 // its own, though fasthttp reuses its buffers for the next request on the
 // connection (fasthttp's own adaptor hands out views of them).
@@ -192,26 +209,12 @@ func TestPanicsAndRefusals(t *testing.T) {
 		t.Errorf("20 KiB of headers: %d %q", resp.StatusCode, body)
 	}
 	// What is not HTTP is refused in the caller's words.
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "NOT HTTP\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	raw, _ := io.ReadAll(c)
-	if !strings.HasPrefix(string(raw), "HTTP/1.1 400") || !strings.Contains(string(raw), "application/problem+json") {
+	raw := rawRequest(t, url, "NOT HTTP\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, "application/problem+json") {
 		t.Errorf("a request that is not HTTP got %q", raw)
 	}
-	c2, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	io.WriteString(c2, "GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
-	raw, _ = io.ReadAll(c2)
-	if !strings.HasPrefix(string(raw), "HTTP/1.1 400") || !strings.Contains(string(raw), "not a URL path") {
+	raw = rawRequest(t, url, "GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, "not a URL path") {
 		t.Errorf("a request target that is not a path got %q", raw)
 	}
 }
