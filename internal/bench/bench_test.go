@@ -20,6 +20,9 @@ func TestSmoke(t *testing.T) {
 	if len(results) != len(Scenarios) {
 		t.Fatalf("%d results for %d scenarios", len(results), len(Scenarios))
 	}
+	if raw := results[0]; raw.Scenario != "raw" || raw.Deliveries < minRawRequests {
+		t.Errorf("raw sent %d requests in a small run; it sends at least %d however small the run", raw.Deliveries, minRawRequests)
+	}
 	for _, r := range results {
 		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 {
 			t.Errorf("%s: %+v", r.Scenario, r)
