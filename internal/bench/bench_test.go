@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"testing"
 )
 
@@ -34,7 +35,9 @@ func TestSmoke(t *testing.T) {
 // TestProfile writes a CPU profile of one scenario, without the raw run
 // before it, when HERALD_PROFILE names a file: HERALD_PROFILE_SCENARIO
 // picks it (default burst; "publish" is publishing alone, 30,000
-// single-event requests with delivery held back).
+// single-event requests with delivery held back). HERALD_TRACE names a
+// file for an execution trace of the same run (scheduling and blocking:
+// go tool trace -pprof=sched).
 func TestProfile(t *testing.T) {
 	out := os.Getenv("HERALD_PROFILE")
 	if out == "" {
@@ -55,6 +58,17 @@ func TestProfile(t *testing.T) {
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			t.Fatal(err)
+		}
+		if tf := os.Getenv("HERALD_TRACE"); tf != "" {
+			w, err := os.Create(tf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := trace.Start(w); err != nil {
+				t.Fatal(err)
+			}
+			defer trace.Stop()
 		}
 		err = run()
 		pprof.StopCPUProfile()
