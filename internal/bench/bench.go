@@ -722,15 +722,9 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 
 // backlog builds a backlog of pending deliveries with delivery held back,
 // then drains it, sampling the process's resident memory.
-func (b *bench) backlog(ctx context.Context) (Result, error) {
-	gate := make(chan struct{})
-	r, err := b.newRig(ctx, gate, []string{"/backlog"}, nil, nil)
-	if err != nil {
-		return Result{}, err
-	}
-	defer r.close()
-	rc, h := r.rc, r.h
-	n := b.cfg.Backlog
+// fillBacklog publishes n events in batches of 1,000 while delivery is
+// held back and has the receiver count their arrivals in its index.
+func (b *bench) fillBacklog(ctx context.Context, r *rig, n int) ([]string, error) {
 	item, _ := json.Marshal(map[string]any{"type": "order.completed", "source": "shop", "data": b.data})
 	ids := make([]string, 0, n)
 	for len(ids) < n && ctx.Err() == nil {
@@ -742,17 +736,33 @@ func (b *bench) backlog(ctx context.Context) (Result, error) {
 				ID string `json:"id"`
 			} `json:"events"`
 		}
-		if err := h.do("POST", "/events/batch", h.key, json.RawMessage(body), &res); err != nil {
-			return Result{}, err
+		if err := r.h.do("POST", "/events/batch", r.h.key, json.RawMessage(body), &res); err != nil {
+			return nil, err
 		}
 		for _, e := range res.Events {
 			ids = append(ids, e.ID)
 		}
 	}
 	slices.Sort(ids)
-	rc.mu.Lock()
-	rc.index, rc.counts = ids, make([]uint8, len(ids))
-	rc.mu.Unlock()
+	r.rc.mu.Lock()
+	r.rc.index, r.rc.counts = ids, make([]uint8, len(ids))
+	r.rc.mu.Unlock()
+	return ids, nil
+}
+
+func (b *bench) backlog(ctx context.Context) (Result, error) {
+	gate := make(chan struct{})
+	r, err := b.newRig(ctx, gate, []string{"/backlog"}, nil, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer r.close()
+	rc := r.rc
+	n := b.cfg.Backlog
+	ids, err := b.fillBacklog(ctx, r, n)
+	if err != nil {
+		return Result{}, err
+	}
 	before := rss()
 	stopSampling := make(chan struct{})
 	peak := make(chan int64)

@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // TestSmoke runs every scenario small: the checks (nothing lost, every
@@ -35,7 +38,8 @@ func TestSmoke(t *testing.T) {
 // TestProfile writes a CPU profile of one scenario, without the raw run
 // before it, when HERALD_PROFILE names a file: HERALD_PROFILE_SCENARIO
 // picks it (default burst; "publish" is publishing alone, 30,000
-// single-event requests with delivery held back). HERALD_TRACE names a
+// single-event requests with delivery held back; "drain" is delivery
+// alone, 30,000 deliveries from a backlog). HERALD_TRACE names a
 // file for an execution trace of the same run (scheduling and blocking:
 // go tool trace -pprof=sched).
 func TestProfile(t *testing.T) {
@@ -76,6 +80,28 @@ func TestProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if scenario == "drain" {
+		gate := make(chan struct{})
+		r, err := b.newRig(ctx, gate, []string{"/drain"}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.close()
+		const n = 30000
+		if _, err := b.fillBacklog(ctx, r, n); err != nil {
+			t.Fatal(err)
+		}
+		profile(func() error {
+			start, cpu := time.Now(), cpuTime()
+			close(gate)
+			if !r.rc.waitFor(ctx, n, time.Minute) {
+				return fmt.Errorf("%d of %d delivered", r.rc.count.Load(), n)
+			}
+			t.Logf("delivery alone: %.0f/s, %.0f µs of CPU per delivery", perSec(n, time.Since(start)), perDelivery(cpuTime()-cpu, n))
+			return nil
+		})
+		return
+	}
 	if scenario != "publish" {
 		profile(func() error {
 			r, err := b.run(ctx, scenario)
@@ -96,4 +122,28 @@ func TestProfile(t *testing.T) {
 		t.Logf("publishing alone: %.0f/s, %.0f µs of CPU per publish", perSec(n, d), perDelivery(cpuTime()-cpu, n))
 		return err
 	})
+}
+
+// TestRepeat runs one scenario HERALD_REPEAT times without raw and logs
+// each run's CPU per delivery: build two test binaries (go test -c) and
+// alternate them to compare changes to Herald's code.
+func TestRepeat(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("HERALD_REPEAT"))
+	if n <= 0 {
+		t.Skip("set HERALD_REPEAT=N (and HERALD_PROFILE_SCENARIO) to repeat a scenario")
+	}
+	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
+	if scenario == "" {
+		scenario = "burst"
+	}
+	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
+	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
+	for range n {
+		r, err := b.run(context.Background(), scenario)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("%s cpu_us_per_delivery %.0f acknowledged_per_sec %.0f delivered_per_sec %.0f\n",
+			scenario, r.CPUPerDeliveryUS, r.AcknowledgedPerSec, r.DeliveredPerSec)
+	}
 }

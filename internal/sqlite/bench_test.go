@@ -39,6 +39,19 @@ func BenchmarkDeliveryLife(b *testing.B) {
 	}
 	data := json.RawMessage(`{"order":{"id":"1001","note":"` + strings.Repeat("x", 900) + `"}}`)
 	const per = 10
+	// A busy channel has requests in flight while it claims more: lease
+	// all but per of its 64 slots for the whole run.
+	held := make([]herald.Publication, ch.MaxInFlight-per)
+	for i := range held {
+		held[i] = herald.Publication{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "t", Type: "order.completed",
+			Source: "shop", OccurredAt: now, Data: data, CreatedAt: now}, ChannelIDs: []string{ch.ID}}
+	}
+	if _, err := s.Publish(ctx, held); err != nil {
+		b.Fatal(err)
+	}
+	if claims, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: now.Add(time.Second), Limit: len(held), LeaseSlack: time.Hour}); err != nil || len(claims) != len(held) {
+		b.Fatalf("claimed %d: %v", len(claims), err)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; done += per {
