@@ -16,7 +16,7 @@ import (
 
 const benchUsage = `Usage: herald bench [SCENARIO…] [--events N] [--database URL] [--json]
 
-Scenarios: raw burst fanout latency isolation backlog (default: all).
+Scenarios: raw burst publish fanout latency isolation backlog (default: all).
 Everything runs on loopback and stops by itself.
 `
 
@@ -59,10 +59,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func printResults(w io.Writer, rs []bench.Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tevents\tdeliveries\tack/s\tdelivered/s\tx raw\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tpeak RSS MiB\tCPU µs/delivery\tlost\tdup\t")
+	fmt.Fprintln(tw, "scenario\tevents\tdeliveries\tack/s\tack x raw\tdelivered/s\tx raw\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tpeak RSS MiB\tCPU µs/delivery\tlost\tdup\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%d\t%d\t\n", r.Scenario, r.Events, r.Deliveries,
-			r.AcknowledgedPerSec, r.DeliveredPerSec, r.RatioToRaw, r.P50ms, r.P99ms, r.P999ms, r.Maxms, r.PeakRSSBytes>>20, r.CPUPerDeliveryUS, r.Lost, r.Duplicates)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%d\t%d\t\n", r.Scenario, r.Events, r.Deliveries,
+			r.AcknowledgedPerSec, r.AckRatioToRaw, r.DeliveredPerSec, r.RatioToRaw, r.P50ms, r.P99ms, r.P999ms, r.Maxms, r.PeakRSSBytes>>20, r.CPUPerDeliveryUS, r.Lost, r.Duplicates)
 	}
 	tw.Flush()
 	for _, r := range rs {

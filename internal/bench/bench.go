@@ -31,7 +31,7 @@ import (
 )
 
 // Scenarios, in the order they run.
-var Scenarios = []string{"raw", "burst", "fanout", "latency", "isolation", "backlog"}
+var Scenarios = []string{"raw", "burst", "publish", "fanout", "latency", "isolation", "backlog"}
 
 // Config says what to run.
 type Config struct {
@@ -61,11 +61,13 @@ type Result struct {
 	AcknowledgedPerSec float64 `json:"acknowledged_per_sec"`
 	DeliveredPerSec    float64 `json:"delivered_per_sec"`
 	RatioToRaw         float64 `json:"ratio_to_raw"`
-	P50ms              float64 `json:"p50_ms"`
-	P99ms              float64 `json:"p99_ms"`
-	P999ms             float64 `json:"p999_ms"`
-	Maxms              float64 `json:"max_ms"`
-	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
+	// AckRatioToRaw is AcknowledgedPerSec as a ratio to raw's rate.
+	AckRatioToRaw float64 `json:"ack_ratio_to_raw"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	P999ms        float64 `json:"p999_ms"`
+	Maxms         float64 `json:"max_ms"`
+	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
 	// CPUPerDeliveryUS is the CPU time the whole process (Herald, the
 	// benchmark's clients and the receiver) spent per delivery, in
 	// microseconds: unlike a rate, it hardly moves with other load on the
@@ -113,6 +115,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 		if raw.DeliveredPerSec > 0 {
 			r.RatioToRaw = r.DeliveredPerSec / raw.DeliveredPerSec
+			r.AckRatioToRaw = r.AcknowledgedPerSec / raw.DeliveredPerSec
 		}
 		lost = lost || r.Lost > 0 || r.BadSignatures > 0
 		results = append(results, r)
@@ -128,6 +131,8 @@ func (b *bench) run(ctx context.Context, name string) (Result, error) {
 	switch name {
 	case "burst":
 		return b.burst(ctx)
+	case "publish":
+		return b.publish(ctx)
 	case "fanout":
 		return b.fanout(ctx)
 	case "latency":
@@ -582,6 +587,34 @@ func (b *bench) deliverRun(ctx context.Context, name string, n int, paths []stri
 
 func (b *bench) burst(ctx context.Context) (Result, error) {
 	return b.deliverRun(ctx, "burst", b.cfg.Events, []string{"/burst"})
+}
+
+// publish measures publishing alone: the burst's events are acknowledged
+// with delivery held back, so nothing competes with them for the cores;
+// then delivery is let go and drains them alone.
+func (b *bench) publish(ctx context.Context) (Result, error) {
+	gate := make(chan struct{})
+	r, err := b.newRig(ctx, gate, []string{"/publish"}, nil, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	defer r.close()
+	n := b.cfg.Events
+	cpu := cpuTime()
+	ids, ackTime, err := b.publishAll(ctx, r.h, n)
+	if err != nil {
+		return Result{}, err
+	}
+	pubCPU := cpuTime() - cpu
+	start := time.Now()
+	close(gate)
+	r.rc.waitFor(ctx, int64(n), time.Duration(n)*time.Millisecond+time.Minute)
+	d := time.Since(start)
+	lost, dups := r.rc.tally([]string{"/publish"}, ids)
+	return Result{Scenario: "publish", Events: n, Deliveries: n, Seconds: (ackTime + d).Seconds(),
+		AcknowledgedPerSec: perSec(n, ackTime), DeliveredPerSec: perSec(n-lost, d),
+		CPUPerDeliveryUS: perDelivery(cpuTime()-cpu, n), Lost: lost, Duplicates: dups, BadSignatures: int(r.rc.bad.Load()),
+		Note: fmt.Sprintf("publishing with delivery held back (%.0f µs of CPU per publish), then delivery alone", perDelivery(pubCPU, n))}, nil
 }
 
 func (b *bench) fanout(ctx context.Context) (Result, error) {
