@@ -35,6 +35,17 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// testBench is the bench TestProfile and TestRepeat run: 20,000 events,
+// and the scenario HERALD_PROFILE_SCENARIO names (default burst).
+func testBench() (*bench, string) {
+	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
+	if scenario == "" {
+		scenario = "burst"
+	}
+	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
+	return &bench{cfg: cfg, data: eventData(cfg.DataBytes)}, scenario
+}
+
 // TestProfile writes a CPU profile of one scenario, without the raw run
 // before it, when HERALD_PROFILE names a file: HERALD_PROFILE_SCENARIO
 // picks it (default burst; "publish" is publishing alone, 30,000
@@ -47,12 +58,7 @@ func TestProfile(t *testing.T) {
 	if out == "" {
 		t.Skip("set HERALD_PROFILE=cpu.out (and HERALD_PROFILE_SCENARIO) to profile a scenario")
 	}
-	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
-	if scenario == "" {
-		scenario = "burst"
-	}
-	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
-	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
+	b, scenario := testBench()
 	ctx := context.Background()
 	profile := func(run func() error) {
 		f, err := os.Create(out)
@@ -132,12 +138,7 @@ func TestRepeat(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set HERALD_REPEAT=N (and HERALD_PROFILE_SCENARIO) to repeat a scenario")
 	}
-	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
-	if scenario == "" {
-		scenario = "burst"
-	}
-	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
-	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
+	b, scenario := testBench()
 	for range n {
 		r, err := b.run(context.Background(), scenario)
 		if err != nil {
