@@ -356,8 +356,8 @@ func (b *bench) startHerald(ctx context.Context, gate <-chan struct{}) (*herald,
 	}
 	h := &herald{srv: srv, base: "http://" + srv.Addr(),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}, Timeout: 5 * time.Minute},
-		pub:    &fasthttp.HostClient{Addr: srv.Addr(), MaxConns: 1024},
-		stop:   func() { _ = stop(); os.RemoveAll(dir) }}
+		pub:    &fasthttp.HostClient{Addr: srv.Addr(), MaxConns: 1024}}
+	h.stop = func() { _ = stop(); h.pub.CloseIdleConnections(); os.RemoveAll(dir) }
 	// A fresh tenant per scenario keeps runs on one PostgreSQL apart.
 	tenant := fmt.Sprintf("bench%d", time.Now().UnixNano())
 	var t struct {
@@ -447,9 +447,9 @@ func (b *bench) publishAll(ctx context.Context, h *herald, n int) ([]string, tim
 
 // publish sends one event through the publishers' client. It is
 // fasthttp's rather than net/http's because the publishers share the
-// machine with Herald: net/http's client cost about three times as much
-// CPU per request (two goroutines per connection), a sixth of a burst's
-// CPU, and every microsecond the load generator takes is one Herald does
+// machine with Herald: net/http's client cost about twice as much CPU
+// per request (two goroutines per connection), a sixth of a burst's CPU,
+// and every microsecond the load generator takes is one Herald does
 // not get. raw keeps the plain net/http client the ceiling is defined by.
 func (h *herald) publish(body []byte) (string, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
