@@ -708,16 +708,23 @@ func quantile(sorted []float64, q float64) float64 {
 // isolation compares healthy channels' delivery rate with and without 10%
 // of channels that never answer.
 func (b *bench) isolation(ctx context.Context) (Result, error) {
-	run := func(dead int) (float64, int, int, error) {
+	// Every run has the same 18 healthy channels; those with dead ones
+	// have two more channels, subscribed to the same events, that never
+	// answer. The healthy channels' rates are compared.
+	n := max(1, b.cfg.Events/20)
+	run := func(dead bool) (float64, int, int, error) {
 		var all, healthy, hang []string
 		for i := range 20 {
 			p := "/iso/" + strconv.Itoa(i)
-			all = append(all, p)
-			if i < dead {
-				hang = append(hang, p)
-			} else {
+			switch {
+			case i >= 2:
 				healthy = append(healthy, p)
+			case dead:
+				hang = append(hang, p)
+			default:
+				continue
 			}
+			all = append(all, p)
 		}
 		r, err := b.newRig(ctx, nil, all, map[string]any{"timeout_s": 2, "max_in_flight": 16}, hang)
 		if err != nil {
@@ -725,7 +732,6 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 		}
 		defer r.close()
 		rc, h := r.rc, r.h
-		n := max(1, b.cfg.Events/20)
 		start := time.Now()
 		ids, _, err := b.publishAll(ctx, h, n)
 		if err != nil {
@@ -741,20 +747,19 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 	// by their means: one pair of runs moved by 10% either way with the
 	// machine's drift (and a process's first run starts cold), and this
 	// order cancels a steady drift instead of landing it on one side.
-	n := max(1, b.cfg.Events/20)
 	r := Result{Scenario: "isolation"}
 	var base float64
-	for _, dead := range []int{0, 2, 2, 0} {
+	for _, dead := range []bool{false, true, true, false} {
 		rate, lost, dups, err := run(dead)
 		if err != nil {
 			return Result{}, err
 		}
-		r.Events, r.Deliveries = r.Events+n, r.Deliveries+n*(20-dead)
+		r.Events, r.Deliveries = r.Events+n, r.Deliveries+n*18
 		r.Lost, r.Duplicates = r.Lost+lost, r.Duplicates+dups
-		if dead == 0 {
-			base += rate / 2
-		} else {
+		if dead {
 			r.DeliveredPerSec += rate / 2
+		} else {
+			base += rate / 2
 		}
 	}
 	withDead := r.DeliveredPerSec
