@@ -27,9 +27,25 @@ func TestSmoke(t *testing.T) {
 	if raw := results[0]; raw.Scenario != "raw" || raw.Deliveries < minRawRequests {
 		t.Errorf("raw sent %d requests in a small run; it sends at least %d however small the run", raw.Deliveries, minRawRequests)
 	}
+	raw := results[0].DeliveredPerSec
 	for _, r := range results {
 		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 {
 			t.Errorf("%s: %+v", r.Scenario, r)
+		}
+		if want := r.AcknowledgedPerSec / raw; r.Scenario != "raw" && r.AckRatioToRaw != want {
+			t.Errorf("%s: acknowledgements at %.3f × raw, reported as %.3f", r.Scenario, want, r.AckRatioToRaw)
+		}
+		switch r.Scenario {
+		case "publish":
+			if r.AcknowledgedPerSec <= 0 {
+				t.Errorf("publish acknowledged nothing: %+v", r)
+			}
+		case "isolation":
+			// Two runs with dead channels and two without, each checking
+			// the same 18 healthy channels' deliveries.
+			if want := 4 * 18 * (2000 / 20); r.Deliveries != want {
+				t.Errorf("isolation checked %d deliveries, want %d", r.Deliveries, want)
+			}
 		}
 		t.Logf("%-9s delivered/s %8.0f  x raw %.3f  p99 %.1f ms  peak RSS %d MiB  dup %d", r.Scenario, r.DeliveredPerSec, r.RatioToRaw, r.P99ms, r.PeakRSSBytes>>20, r.Duplicates)
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -248,6 +249,25 @@ func TestFailedWriteUndone(t *testing.T) {
 			if got := setting(t, s, name) != ""; got != stored {
 				t.Errorf("bare=%v: setting %s stored=%v, want %v", bare, name, got, stored)
 			}
+		}
+	}
+}
+
+// Every connection keeps a 4 MiB page cache (see Open): the backlog
+// benchmark's memory target depends on it.
+func TestPageCacheSize(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, db := range map[string]*sql.DB{"writer": s.w, "reader": s.r} {
+		var kib int
+		if err := db.QueryRow(`PRAGMA cache_size`).Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		if kib != -4096 {
+			t.Errorf("%s connection: cache_size %d, want -4096 (4 MiB)", name, kib)
 		}
 	}
 }
