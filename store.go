@@ -126,6 +126,13 @@ type Publication struct {
 	LeaseUntil *time.Time
 	// IdempotencyTTL is how long a key is remembered.
 	IdempotencyTTL time.Duration
+	// HandedOff, when set, has one entry per ChannelIDs entry: true where
+	// the dispatcher of this process takes the delivery straight from the
+	// publisher. Such deliveries are written leased until HandoffLease, so
+	// no claim takes them; the lease ends with the process. Only a store
+	// used by a single process (SQLite) honours it; others refuse it.
+	HandedOff    []bool
+	HandoffLease time.Time
 }
 
 // PublishResult answers one Publication.
@@ -189,6 +196,12 @@ type ClaimParams struct {
 	Limit int
 	// LeaseSlack is added to each channel's timeout to make its lease.
 	LeaseSlack time.Duration
+	// Busy, when set, is each channel's requests in flight as the one
+	// dispatcher of a single-process store counts them; the store counts
+	// leases otherwise. Deliveries handed off at publish are leased while
+	// they wait, so leases overcount them. Stores shared by several
+	// processes (PostgreSQL) refuse it.
+	Busy map[string]int
 }
 
 // Claim is a leased delivery with what it takes to attempt it. Channel is

@@ -16,6 +16,11 @@ import (
 // Publish writes events and their deliveries in one transaction and
 // notifies listening dispatchers when it commits.
 func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, error) {
+	for i := range pubs {
+		if pubs[i].HandedOff != nil {
+			return nil, errors.New("publish: PostgreSQL does not take deliveries handed off to one process's dispatcher; every process claims them from the database")
+		}
+	}
 	for try := 0; ; try++ {
 		results := make([]herald.PublishResult, len(pubs))
 		err := s.tx(ctx, func(tx pgx.Tx) error {

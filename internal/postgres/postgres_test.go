@@ -19,5 +19,5 @@ func open(t *testing.T) herald.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, open)
+	storetest.Run(t, open, false)
 }

@@ -104,21 +104,8 @@ func closeRows(rows *sql.Rows) error {
 
 func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	now := ts(p.Now)
-	busy := map[string]int{}
-	rows, err := tx.Query(`SELECT channel_id, count(*) FROM deliveries WHERE lease_until > ? GROUP BY channel_id`, now)
+	busy, err := leasesByChannel(tx, p)
 	if err != nil {
-		return nil, fmt.Errorf("count in-flight: %w", err)
-	}
-	for rows.Next() {
-		var ch string
-		var n int
-		if err := rows.Scan(&ch, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		busy[ch] = n
-	}
-	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("count in-flight: %w", err)
 	}
 
@@ -126,7 +113,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// pending index that seeks once per channel, however long its backlog.
 	// (Named, the index keeps the planner off deliveries_channel, whose
 	// min(channel_id) would walk every finished delivery.)
-	rows, err = tx.Query(`WITH RECURSIVE ch(id) AS (
+	rows, err := tx.Query(`WITH RECURSIVE ch(id) AS (
 			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending')
 			UNION ALL
 			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending' AND channel_id > ch.id)
@@ -229,6 +216,33 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		picked[i].Event = *e
 	}
 	return picked, nil
+}
+
+// leasesByChannel returns each channel's requests in flight: the
+// dispatcher's own count when it gives one (a copy, as claiming adds to
+// it), else the channel's unexpired leases.
+func leasesByChannel(tx *wtx, p herald.ClaimParams) (map[string]int, error) {
+	busy := make(map[string]int, len(p.Busy))
+	if p.Busy != nil {
+		for ch, n := range p.Busy {
+			busy[ch] = n
+		}
+		return busy, nil
+	}
+	rows, err := tx.Query(`SELECT channel_id, count(*) FROM deliveries WHERE lease_until > ? GROUP BY channel_id`, ts(p.Now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ch string
+		var n int
+		if err := rows.Scan(&ch, &n); err != nil {
+			return nil, err
+		}
+		busy[ch] = n
+	}
+	return busy, rows.Err()
 }
 
 // rateSlots reads the next rate slot of the rate-limited channels among ids.

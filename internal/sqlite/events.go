@@ -74,8 +74,14 @@ func publishOne(tx *wtx, p *herald.Publication) (herald.PublishResult, error) {
 		if p.LeaseUntil != nil {
 			manual, lease, next = 1, ts(*p.LeaseUntil), nil
 		}
-		for _, ch := range p.ChannelIDs {
+		for i, ch := range p.ChannelIDs {
 			id := herald.NewID(herald.PrefixDelivery, e.CreatedAt)
+			lease := lease
+			if p.HandedOff != nil && p.HandedOff[i] {
+				// Due as any other, so a restart (which clears leases)
+				// sends it; leased meanwhile, so no claim does.
+				lease = ts(p.HandoffLease)
+			}
 			if _, err := tx.Exec(`INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, manual, next_attempt_at, lease_until, created_at, updated_at)
 				VALUES (?,?,?,?,?,'pending',?,?,?,?,?)`, id, e.TenantID, e.ID, e.Type, ch, manual, next, lease, ts(e.CreatedAt), ts(e.CreatedAt)); err != nil {
 				return r, err

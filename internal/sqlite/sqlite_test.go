@@ -19,7 +19,7 @@ func open(t *testing.T) herald.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, open)
+	storetest.Run(t, open, true)
 }
 
 // TestOneProcessPerDataDir: a second store on the same directory is refused

@@ -19,8 +19,11 @@ import (
 // Opener returns a fresh, empty store; the suite closes it.
 type Opener func(t *testing.T) herald.Store
 
-// Run runs every conformance test against stores from open.
-func Run(t *testing.T, open Opener) {
+// Run runs every conformance test against stores from open. local says the
+// store is used by one process only (SQLite), so it takes deliveries
+// handed off at publish and a dispatcher's own busy counts; a shared store
+// must refuse both.
+func Run(t *testing.T, open Opener, local bool) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, f *fixture)
@@ -46,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"Settings", testSettings},
 		{"ConfigVersion", testConfigVersion},
 		{"HookChannels", testHookChannels},
+		{"HandoffAndBusy", func(t *testing.T, f *fixture) { testHandoff(t, f, local) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -899,5 +903,68 @@ func testHookChannels(t *testing.T, f *fixture) {
 	// Tenant b's hook is untouched.
 	if _, err := f.s.GetChannel(f.ctx, "b", hb.ID); err != nil {
 		t.Fatalf("b's hook: %v", err)
+	}
+}
+
+// testHandoff: a handed-off delivery is written pending but leased, so no
+// claim takes it until the lease ends; a claim given busy counts respects
+// them instead of counting leases. A shared store refuses both and writes
+// nothing.
+func testHandoff(t *testing.T, f *fixture, local bool) {
+	f.tenant("a")
+	c := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
+	e := f.event("a", "x.y")
+	pub := herald.Publication{Event: e, ChannelIDs: []string{c.ID, c.ID}, HandedOff: []bool{true, false}, HandoffLease: f.now.Add(time.Hour)}
+	res, err := f.s.Publish(f.ctx, []herald.Publication{pub})
+	if !local {
+		if err == nil {
+			t.Fatal("a shared store took handed-off deliveries")
+		}
+		if _, err := f.s.GetEvent(f.ctx, "a", e.ID); !errors.Is(err, herald.ErrNotFound) {
+			t.Fatalf("the refused publication was stored: %v", err)
+		}
+		_, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 10, LeaseSlack: time.Second, Busy: map[string]int{}})
+		if err == nil {
+			t.Fatal("a shared store took a dispatcher's busy counts")
+		}
+		return
+	}
+	must(t, err)
+	handed, stored := res[0].DeliveryIDs[0], res[0].DeliveryIDs[1]
+	if d := f.delivery("a", handed); d.Status != herald.StatusPending {
+		t.Fatalf("handed-off delivery is %s, want pending", d.Status)
+	}
+	// Without busy counts leases are counted: the handed-off one's takes
+	// one of the two slots, and only the other delivery is claimed.
+	cs := f.claim(10)
+	if len(cs) != 1 || cs[0].Delivery.ID != stored {
+		t.Fatalf("claimed %d deliveries, want only the one not handed off", len(cs))
+	}
+	must(t, f.s.ReleaseDeliveries(f.ctx, []string{stored}))
+	// With busy counts the channel's two slots are both taken: nothing.
+	full := map[string]int{c.ID: 2}
+	cs, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 10, LeaseSlack: time.Second, Busy: full})
+	must(t, err)
+	if len(cs) != 0 {
+		t.Fatalf("claimed %d deliveries of a channel whose slots are all busy", len(cs))
+	}
+	if full[c.ID] != 2 {
+		t.Fatalf("the claim changed the caller's busy counts: %v", full)
+	}
+	// One slot free by the counts, though leases hold one: one claimed.
+	cs, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 10, LeaseSlack: time.Second, Busy: map[string]int{c.ID: 1}})
+	must(t, err)
+	if len(cs) != 1 || cs[0].Delivery.ID != stored {
+		t.Fatalf("with one slot free claimed %d, want the one not handed off", len(cs))
+	}
+	// Once its lease has ended (the process is gone), the handed-off one
+	// is claimed like any other.
+	f.now = f.now.Add(2 * time.Hour)
+	found := false
+	for _, x := range f.claim(10) {
+		found = found || x.Delivery.ID == handed
+	}
+	if !found {
+		t.Fatal("the handed-off delivery was not claimed after its lease ended")
 	}
 }
