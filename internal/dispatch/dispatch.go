@@ -35,6 +35,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Jitter returns a number in [0,1) for retry jitter.
 	Jitter func() float64
+	// Local says only this process uses Store (SQLite): the dispatcher
+	// counts requests in flight itself and takes deliveries handed off at
+	// publish (see Reserve), reading their channels from Channels.
+	Local    bool
+	Channels ChannelSource
 }
 
 // Dispatcher runs the delivery loop.
@@ -45,6 +50,27 @@ type Dispatcher struct {
 	inflight atomic.Int64
 
 	completer *completer
+	lanes     *lanes // nil unless Local
+
+	// Requests run under workCtx, which outlives Run's context by the
+	// shutdown grace; wg counts them.
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
+
+	handedOff, claimed, flips atomic.Int64
+}
+
+// Stats counts what the dispatcher started since it was made.
+type Stats struct {
+	HandedOff int64 // deliveries sent as handed off at publish
+	Claimed   int64 // deliveries sent as claimed from the store
+	Backlogs  int64 // times a full handoff queue sent new deliveries to the store
+}
+
+// Stats returns the dispatcher's counts.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{HandedOff: d.handedOff.Load(), Claimed: d.claimed.Load(), Backlogs: d.flips.Load()}
 }
 
 // New returns a Dispatcher with defaults filled in.
@@ -73,16 +99,24 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Jitter == nil {
 		cfg.Jitter = rand.Float64
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		cfg:       cfg,
 		wake:      make(chan struct{}, 1),
 		freed:     make(chan struct{}, 1),
 		completer: &completer{store: cfg.Store},
 	}
+	if cfg.Local {
+		d.lanes = newLanes()
+	}
+	d.workCtx, d.cancelWork = context.WithCancel(context.Background())
+	return d
 }
 
 // Wake makes the loop look for due deliveries now.
 func (d *Dispatcher) Wake() {
+	if d.lanes != nil {
+		d.lanes.markDirty()
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -92,21 +126,52 @@ func (d *Dispatcher) Wake() {
 // Run delivers until ctx ends, then lets in-flight requests finish within
 // the shutdown grace and releases the rest.
 func (d *Dispatcher) Run(ctx context.Context) {
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	var wg sync.WaitGroup
+	defer d.cancelWork()
+	if d.lanes != nil {
+		d.lanes.mu.Lock()
+		d.lanes.running = true
+		d.pumpAll()
+		d.lanes.mu.Unlock()
+	}
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		n, limit := d.claimAndStart(ctx, workCtx, &wg)
+		n, limit := d.claimAndStart(ctx)
 		if n > 0 && n == limit {
 			continue // a full claim: more may be due
 		}
+		d.waitForWork(ctx, ticker.C)
+	}
+	if d.lanes != nil {
+		d.closeLanes()
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.ShutdownGrace):
+		d.cfg.Logger.Warn("shutdown grace over; releasing in-flight deliveries", "in_flight", d.inflight.Load())
+		d.cancelWork()
+		<-done
+	}
+}
+
+// waitForWork returns when a claim may find something: on a wake-up, a
+// tick (retries come due), or finished requests, unless the store is
+// known to hold nothing due beyond what is queued.
+func (d *Dispatcher) waitForWork(ctx context.Context, tick <-chan time.Time) {
+	for {
 		select {
 		case <-ctx.Done():
+			return
 		case <-d.wake:
-		case <-ticker.C:
+			return
+		case <-tick:
+			return
 		case <-d.freed:
+			if d.lanes != nil && d.lanes.drained() {
+				continue
+			}
 			// A finished request frees one slot; claiming for each alone
 			// would cost a write per delivery. Let a few more finish.
 			select {
@@ -114,18 +179,14 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			case <-d.wake:
 			case <-time.After(freedDebounce):
 			}
+			return
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d.cfg.ShutdownGrace):
-		d.cfg.Logger.Warn("shutdown grace over; releasing in-flight deliveries", "in_flight", d.inflight.Load())
-		cancelWork()
-		<-done
-	}
 }
+
+// timeoutSettle is how long a slot whose request timed out stays taken
+// after the result is stored.
+const timeoutSettle = 20 * time.Millisecond
 
 // freedDebounce is how long the loop lets finished requests accumulate
 // before claiming for their slots.
@@ -133,37 +194,65 @@ const freedDebounce = 2 * time.Millisecond
 
 // claimAndStart claims up to the free slots and starts a request for each;
 // it returns how many it claimed and how many it asked for.
-func (d *Dispatcher) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) (n, limit int) {
+func (d *Dispatcher) claimAndStart(ctx context.Context) (n, limit int) {
 	free := d.cfg.Concurrency - int(d.inflight.Load())
 	if free <= 0 {
 		return 0, 0
 	}
 	limit = min(free, d.cfg.ClaimBatch)
-	claims, err := d.cfg.Store.ClaimDeliveries(ctx, herald.ClaimParams{
-		Now:        d.cfg.Clock.Now(),
-		Limit:      limit,
-		LeaseSlack: d.cfg.LeaseSlack,
-	})
-	if err != nil {
-		if ctx.Err() == nil {
-			d.cfg.Logger.Error("claim deliveries", "err", err)
-		}
-		return 0, limit
+	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack}
+	var gen uint64
+	if d.lanes != nil {
+		p.Busy, gen = d.lanes.beginClaim()
+	}
+	claims, err := d.cfg.Store.ClaimDeliveries(ctx, p)
+	if err != nil && ctx.Err() == nil {
+		d.cfg.Logger.Error("claim deliveries", "err", err)
+	}
+	if d.lanes != nil {
+		d.lanes.mu.Lock()
+		d.lanes.endClaim(p.Busy, gen, claims, err != nil || len(claims) == limit)
 	}
 	for _, c := range claims {
-		d.inflight.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer d.slotFreed()
-			d.deliver(workCtx, c)
-		}()
+		var l *lane
+		if d.lanes != nil && c.Channel != nil {
+			l = d.lanes.byCh[c.Channel.ID]
+		}
+		d.claimed.Add(1)
+		d.start(l, func(ctx context.Context, free func()) { d.deliver(ctx, c, free) })
+	}
+	if d.lanes != nil {
+		d.pumpAll()
+		d.lanes.mu.Unlock()
 	}
 	return len(claims), limit
 }
 
-func (d *Dispatcher) slotFreed() {
+// start runs fn as one request in flight of lane l (nil without lanes or
+// for a deleted channel); fn calls free once its slot may be used again,
+// and it is freed when fn returns otherwise.
+func (d *Dispatcher) start(l *lane, fn func(ctx context.Context, free func())) {
+	d.inflight.Add(1)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		freed := false
+		free := func() {
+			if !freed {
+				freed = true
+				d.slotFreed(l)
+			}
+		}
+		defer free()
+		fn(d.workCtx, free)
+	}()
+}
+
+func (d *Dispatcher) slotFreed(l *lane) {
 	d.inflight.Add(-1)
+	if d.lanes != nil {
+		d.freeSlot(l)
+	}
 	select {
 	case d.freed <- struct{}{}:
 	default:
@@ -171,7 +260,7 @@ func (d *Dispatcher) slotFreed() {
 }
 
 // deliver makes one automatic attempt and records it.
-func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
+func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim, free func()) {
 	if c.Channel == nil || !c.Channel.Enabled {
 		d.finishWithoutAttempt(ctx, c)
 		return
@@ -191,9 +280,28 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim) {
 		d.release(c)
 		return
 	}
+	if d.lanes != nil && comp.Attempt.StatusCode != 0 {
+		// The receiver is done with it; its lease keeps the delivery from
+		// being claimed while the result is written. A request that got no
+		// answer (a timeout) may still be running there, so it keeps its
+		// slot.
+		free()
+	}
 	if err := d.completer.complete(comp); err != nil {
-		// The lease expires and the delivery is attempted again: at least once.
+		// The lease expires and the delivery is attempted again: at least
+		// once. A handed-off delivery's lease is long: drop it now.
 		d.cfg.Logger.Error("record attempt", "delivery", c.Delivery.ID, "err", err)
+		if d.lanes != nil {
+			d.release(c)
+		}
+	}
+	if d.lanes != nil && comp.Attempt.ErrorClass == herald.ErrClassTimeout {
+		// The receiver may not have noticed yet that the connection it
+		// hung on is closed; a queued delivery would start at once.
+		select {
+		case <-ctx.Done():
+		case <-time.After(timeoutSettle):
+		}
 	}
 	if comp.DisableChannel != "" {
 		d.cfg.Logger.Warn("channel disabled", "channel", c.Channel.ID, "reason", comp.DisableChannel)
@@ -216,8 +324,19 @@ func (d *Dispatcher) finishWithoutAttempt(ctx context.Context, c herald.Claim) {
 }
 
 func (d *Dispatcher) release(c herald.Claim) {
-	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), []string{c.Delivery.ID}); err != nil {
-		d.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
+	d.releaseIDs([]string{c.Delivery.ID})
+}
+
+// releaseIDs makes deliveries due again for a claim to take.
+func (d *Dispatcher) releaseIDs(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), ids); err != nil {
+		d.cfg.Logger.Error("release deliveries", "deliveries", len(ids), "err", err)
+	}
+	if d.lanes != nil {
+		d.Wake()
 	}
 }
 
@@ -225,6 +344,9 @@ func (d *Dispatcher) release(c herald.Claim) {
 // and records it: success ends the delivery as succeeded, anything else as
 // failed; it is never retried automatically.
 func (d *Dispatcher) Attempt(ctx context.Context, c herald.Claim, trigger string) (herald.Completion, error) {
+	if l := d.acquire(c.Channel); l != nil {
+		defer d.freeSlot(l)
+	}
 	comp, sent := d.attempt(ctx, c, trigger)
 	if !sent {
 		comp.Delivery.Status = herald.StatusFailed

@@ -55,6 +55,7 @@ type Publisher struct {
 	clock   herald.Clock
 	log     *slog.Logger
 	wake    func()
+	handoff Handoff
 	filters filter.Cache
 
 	mu      sync.Mutex
@@ -102,6 +103,22 @@ func (p *Publisher) config(ctx context.Context, tenantID string) (*tenantConfig,
 	p.mu.Unlock()
 	return c, nil
 }
+
+// Handoff takes new deliveries straight to a dispatcher of this process
+// (see dispatch.Dispatcher.Reserve).
+type Handoff interface {
+	Reserve(ctx context.Context, e *herald.Event, channelIDs []string) []*herald.Channel
+	Unreserve(e *herald.Event, chs []*herald.Channel)
+	Handoff(claims []herald.Claim)
+}
+
+// handoffLease is how long a handed-off delivery stays leased: past any
+// wait in a queue. The lease ends sooner with the process, as SQLite
+// clears leases at start.
+const handoffLease = 24 * time.Hour
+
+// SetHandoff makes Publish hand deliveries to h where it takes them.
+func (p *Publisher) SetHandoff(h Handoff) { p.handoff = h }
 
 // New returns a Publisher; wake is called after each commit that created
 // deliveries.
@@ -154,17 +171,82 @@ func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, p
 		}
 		pubs[i].ChannelIDs = p.route(routes, &events[i])
 	}
+	var taken [][]*herald.Channel
+	if p.handoff != nil {
+		taken = p.reserve(ctx, pubs, now)
+	}
 	res, err := p.store.Publish(ctx, pubs)
 	if err != nil {
+		for i, chs := range taken {
+			if chs != nil {
+				p.handoff.Unreserve(&pubs[i].Event, chs)
+			}
+		}
 		return nil, err
 	}
-	for _, r := range res {
-		if r.Deliveries > 0 && !r.Replayed {
+	if taken != nil {
+		p.handOff(pubs, res, taken)
+	}
+	for i, r := range res {
+		if r.Deliveries > 0 && !r.Replayed && (taken == nil || taken[i] == nil || slices.Contains(taken[i], nil)) {
 			p.wake()
 			break
 		}
 	}
 	return res, nil
+}
+
+// reserve asks the handoff to take the publications' deliveries and marks
+// those it took.
+func (p *Publisher) reserve(ctx context.Context, pubs []herald.Publication, now time.Time) [][]*herald.Channel {
+	taken := make([][]*herald.Channel, len(pubs))
+	for i := range pubs {
+		pub := &pubs[i]
+		if pub.Suppressed || len(pub.ChannelIDs) == 0 {
+			continue
+		}
+		chs := p.handoff.Reserve(ctx, &pub.Event, pub.ChannelIDs)
+		if chs == nil {
+			continue
+		}
+		taken[i] = chs
+		pub.HandedOff = make([]bool, len(chs))
+		for j, ch := range chs {
+			pub.HandedOff[j] = ch != nil
+		}
+		pub.HandoffLease = now.Add(handoffLease)
+	}
+	return taken
+}
+
+// handOff passes the stored deliveries that were taken to the handoff, and
+// gives back what an idempotent replay did not write.
+func (p *Publisher) handOff(pubs []herald.Publication, res []herald.PublishResult, taken [][]*herald.Channel) {
+	var claims []herald.Claim
+	for i, chs := range taken {
+		if chs == nil {
+			continue
+		}
+		e, r := &pubs[i].Event, &res[i]
+		if r.Replayed || r.KeyMismatch || len(r.DeliveryIDs) != len(chs) {
+			p.handoff.Unreserve(e, chs)
+			continue
+		}
+		for j, ch := range chs {
+			if ch == nil {
+				continue
+			}
+			created := e.CreatedAt
+			claims = append(claims, herald.Claim{
+				Delivery: herald.Delivery{ID: r.DeliveryIDs[j], TenantID: e.TenantID, EventID: e.ID, EventType: e.Type,
+					ChannelID: ch.ID, Status: herald.StatusPending, NextAttemptAt: &created, CreatedAt: created, UpdatedAt: created},
+				Event: *e, Channel: ch, LeaseUntil: pubs[i].HandoffLease,
+			})
+		}
+	}
+	if len(claims) > 0 {
+		p.handoff.Handoff(claims)
+	}
 }
 
 // PublishTest stores an event of type et for one channel, its delivery

@@ -128,8 +128,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	disp := dispatch.New(dispatch.Config{
 		Store: store, Sender: sender, Clock: cfg.Clock, Logger: log,
 		PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownTimeout * 2 / 3, LeaseSlack: cfg.LeaseSlack,
+		// Embedded SQLite has one process: it hands new deliveries
+		// straight to the dispatcher.
+		Local: cfg.Database == "", Channels: store,
 	})
 	pub := publish.New(store, cat, cfg.Clock, log, disp.Wake)
+	if cfg.Database == "" {
+		pub.SetHandoff(disp)
+	}
 	apiSrv := api.New(api.Config{
 		Store: store, Catalog: cat, Publisher: pub, Dispatcher: disp, Guard: guard, Clock: cfg.Clock, Logger: log,
 		AdminKeyHash: adminHash, OpenAPI: api.OpenAPIDocument(),
@@ -343,3 +349,6 @@ func (s *Server) storeName() string {
 // Wake makes the dispatcher look for due deliveries now (tests move a fake
 // clock and then wake it).
 func (s *Server) Wake() { s.disp.Wake() }
+
+// DispatchStats counts how the dispatcher came by what it sent.
+func (s *Server) DispatchStats() dispatch.Stats { return s.disp.Stats() }

@@ -1,0 +1,406 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/heraldhq/herald"
+)
+
+// With a store only this process uses (SQLite), the publisher hands new
+// deliveries straight to the dispatcher: they are written leased, queued
+// here per channel and sent without a claim, which would cost a write, a
+// scan and reading each event back. The store stays the record: a
+// delivery it holds pending is sent again after a crash, whatever was
+// queued.
+//
+// A channel's queue takes new deliveries only while the store holds none
+// of the channel's due ones (its backlog), so a handoff never overtakes
+// deliveries that waited in the store for long. A full queue turns the
+// backlog on; a claim that finds the channel's due deliveries all taken
+// turns it off.
+
+// ChannelSource reads the channels of handed-off deliveries.
+type ChannelSource interface {
+	ConfigVersion(ctx context.Context) (int64, error)
+	GetChannel(ctx context.Context, tenantID, id string) (*herald.Channel, error)
+}
+
+// Bounds of the handoff queues; past them new deliveries wait in the store.
+const (
+	queuePerSlot   = 64       // queued deliveries per in-flight slot of a channel
+	maxQueuedBytes = 64 << 20 // memory queued across all channels (see queueCost)
+)
+
+// queueCost is the memory a queued delivery holds: its claim, and its
+// share of its event's data, which all of the event's deliveries share.
+func queueCost(e *herald.Event, shares int) int {
+	const claimSize = 512
+	return claimSize + len(e.Data)/max(shares, 1)
+}
+
+// queued is a handed-off delivery waiting for a slot.
+type queued struct {
+	c    herald.Claim
+	cost int
+}
+
+// lanes counts each channel's requests in flight and queues its handed-off
+// deliveries. Its fields are guarded by mu.
+type lanes struct {
+	mu       sync.Mutex
+	byCh     map[string]*lane
+	waiting  map[*lane]bool // lanes with a queue
+	bytes    int            // memory queued or reserved (see queueCost)
+	claiming bool           // a claim counts on the busy snapshot it took
+	starved  bool           // a queue waits for a slot of the global limit
+	running  bool           // Run has begun: queues may start
+	closed   bool
+
+	// gen counts changes that may leave due deliveries in the store that
+	// no claim has seen; a claim clears only what was set before it began.
+	gen        uint64
+	dirty      bool // due deliveries of unknown channels may be in the store
+	dirtyGen   uint64
+	backlogged map[*lane]bool // lanes with a backlog
+
+	cacheVersion int64
+	cache        map[string]*herald.Channel // by ID; nil for a missing channel
+}
+
+type lane struct {
+	id       string
+	max      int // the channel's in-flight limit, as last read
+	busy     int // requests in flight
+	reserved int // handed off by a publish still being written
+	queue    []queued
+	backlog  bool
+	setGen   uint64 // gen when backlog was last turned on
+}
+
+func newLanes() *lanes {
+	return &lanes{byCh: map[string]*lane{}, waiting: map[*lane]bool{}, backlogged: map[*lane]bool{}, dirty: true, gen: 1, dirtyGen: 1}
+}
+
+// laneOf returns ch's lane, made if new: a new lane has a backlog unless
+// the store is known to hold no due deliveries of unknown channels.
+func (ls *lanes) laneOf(ch *herald.Channel) *lane {
+	l := ls.byCh[ch.ID]
+	if l == nil {
+		l = &lane{id: ch.ID}
+		ls.byCh[ch.ID] = l
+		if ls.dirty {
+			ls.setBacklog(l)
+		}
+	}
+	l.max = ch.MaxInFlight
+	return l
+}
+
+func (ls *lanes) setBacklog(l *lane) {
+	ls.gen++
+	l.setGen = ls.gen
+	l.backlog = true
+	ls.backlogged[l] = true
+}
+
+func (ls *lanes) clearBacklog(l *lane) {
+	l.backlog = false
+	delete(ls.backlogged, l)
+}
+
+// markDirty notes that the store may hold due deliveries no lane knows of.
+func (ls *lanes) markDirty() {
+	ls.mu.Lock()
+	ls.gen++
+	ls.dirty, ls.dirtyGen = true, ls.gen
+	ls.mu.Unlock()
+}
+
+// drained reports whether a claim now would find nothing due that is not
+// already queued: then a freed slot needs no claim.
+func (ls *lanes) drained() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return !ls.dirty && len(ls.backlogged) == 0
+}
+
+// beginClaim stops queued deliveries from starting until endClaim and
+// returns the busy counts the claim is to respect.
+func (ls *lanes) beginClaim() (busy map[string]int, gen uint64) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.claiming = true
+	busy = make(map[string]int, len(ls.byCh))
+	for id, l := range ls.byCh {
+		if l.busy > 0 {
+			busy[id] = l.busy
+		}
+	}
+	return busy, ls.gen
+}
+
+// endClaim counts the claimed deliveries as busy and learns from the
+// claim which channels still have due deliveries in the store: those
+// whose free slots it filled. full means it was cut off by its limit (or
+// failed). mu held.
+func (ls *lanes) endClaim(busy map[string]int, gen uint64, claims []herald.Claim, full bool) {
+	ls.claiming = false
+	taken := map[*lane]int{}
+	for _, c := range claims {
+		if c.Channel != nil {
+			l := ls.laneOf(c.Channel)
+			l.busy++
+			taken[l]++
+		}
+	}
+	if !full && ls.dirtyGen <= gen {
+		ls.dirty = false
+	}
+	// Only lanes with a backlog can lose it, and only those a claim filled
+	// can gain one.
+	for l := range ls.backlogged {
+		taken[l] += 0
+	}
+	for l, n := range taken {
+		free := l.max - busy[l.id]
+		switch {
+		case free <= 0: // the claim could not look
+		case n >= free:
+			ls.setBacklog(l)
+		case !full && l.setGen <= gen:
+			ls.clearBacklog(l)
+		}
+	}
+}
+
+// channel returns a channel as of the store's current config version, nil
+// if it no longer exists.
+func (d *Dispatcher) channel(ctx context.Context, tenantID, id string) (*herald.Channel, error) {
+	v, err := d.cfg.Channels.ConfigVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ls := d.lanes
+	ls.mu.Lock()
+	if ls.cache == nil || ls.cacheVersion != v {
+		ls.cache, ls.cacheVersion = map[string]*herald.Channel{}, v
+	}
+	ch, ok := ls.cache[id]
+	ls.mu.Unlock()
+	if ok {
+		return ch, nil
+	}
+	// Read after the version: what is read is at least that new.
+	ch, err = d.cfg.Channels.GetChannel(ctx, tenantID, id)
+	if errors.Is(err, herald.ErrNotFound) {
+		ch, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ls.mu.Lock()
+	if ls.cacheVersion == v {
+		ls.cache[id] = ch
+	}
+	ls.mu.Unlock()
+	return ch, nil
+}
+
+// Reserve takes e's deliveries to those of channelIDs it can queue and
+// returns their channels (nil where the delivery goes to the store as
+// usual). The caller writes the taken ones leased and passes them to
+// Handoff after the commit, or to Unreserve if the write fails. Without a
+// local store it takes none.
+func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []string) []*herald.Channel {
+	if d.lanes == nil {
+		return nil
+	}
+	chs := make([]*herald.Channel, len(channelIDs))
+	cands := 0
+	for i, id := range channelIDs {
+		ch, err := d.channel(ctx, e.TenantID, id)
+		if err != nil || ch == nil || !ch.Enabled || ch.RateLimitPerSec > 0 {
+			continue // a rate schedule is kept by claims
+		}
+		chs[i] = ch
+		cands++
+	}
+	if cands == 0 {
+		return nil
+	}
+	cost := queueCost(e, cands)
+	ls := d.lanes
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for i, ch := range chs {
+		if ch == nil {
+			continue
+		}
+		l := ls.laneOf(ch)
+		switch {
+		case ls.closed || l.backlog:
+			chs[i] = nil
+		case len(l.queue)+l.reserved >= queuePerSlot*max(l.max, 1) || ls.bytes+(n+1)*cost > maxQueuedBytes:
+			ls.setBacklog(l)
+			d.flips.Add(1)
+			chs[i] = nil
+		default:
+			l.reserved++
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	ls.bytes += n * queueCost(e, n)
+	return chs
+}
+
+// Unreserve gives back what Reserve took for e when its write failed or
+// wrote nothing.
+func (d *Dispatcher) Unreserve(e *herald.Event, chs []*herald.Channel) {
+	ls := d.lanes
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for _, ch := range chs {
+		if ch != nil {
+			ls.byCh[ch.ID].reserved--
+			n++
+		}
+	}
+	ls.bytes -= n * queueCost(e, n)
+}
+
+// Handoff queues reserved deliveries, now stored, and starts what fits.
+func (d *Dispatcher) Handoff(claims []herald.Claim) {
+	ls := d.lanes
+	shares := map[string]int{} // an event's deliveries handed off together
+	for _, c := range claims {
+		shares[c.Event.ID]++
+	}
+	var release []string
+	ls.mu.Lock()
+	for _, c := range claims {
+		l := ls.byCh[c.Channel.ID]
+		l.reserved--
+		cost := queueCost(&c.Event, shares[c.Event.ID])
+		if ls.closed {
+			ls.bytes -= cost
+			release = append(release, c.Delivery.ID)
+			continue
+		}
+		l.queue = append(l.queue, queued{c: c, cost: cost})
+		ls.waiting[l] = true
+	}
+	for _, c := range claims {
+		if l := ls.byCh[c.Channel.ID]; ls.waiting[l] {
+			d.pump(l)
+		}
+	}
+	ls.mu.Unlock()
+	d.releaseIDs(release)
+}
+
+// pumpAll starts queued deliveries of every lane as slots allow; mu held.
+func (d *Dispatcher) pumpAll() {
+	d.lanes.starved = false
+	for l := range d.lanes.waiting {
+		d.pump(l)
+	}
+}
+
+// pump starts l's queued deliveries while the channel and the global limit
+// have free slots; mu held.
+func (d *Dispatcher) pump(l *lane) {
+	ls := d.lanes
+	if ls.claiming || ls.closed || !ls.running {
+		return
+	}
+	for len(l.queue) > 0 && l.busy < l.max {
+		if d.inflight.Load() >= int64(d.cfg.Concurrency) {
+			ls.starved = true
+			return
+		}
+		q := l.queue[0]
+		l.queue[0] = queued{}
+		l.queue = l.queue[1:]
+		ls.bytes -= q.cost
+		c := q.c
+		l.busy++
+		d.handedOff.Add(1)
+		d.start(l, func(ctx context.Context, free func()) { d.deliverHandedOff(ctx, c, free) })
+	}
+	if len(l.queue) == 0 {
+		l.queue = nil
+		delete(ls.waiting, l)
+	}
+}
+
+// deliverHandedOff sends with the channel as it is now: it may have
+// changed while the delivery waited.
+func (d *Dispatcher) deliverHandedOff(ctx context.Context, c herald.Claim, free func()) {
+	ch, err := d.channel(ctx, c.Delivery.TenantID, c.Delivery.ChannelID)
+	if err != nil {
+		d.cfg.Logger.Error("read channel of a queued delivery", "delivery", c.Delivery.ID, "err", err)
+		d.release(c)
+		return
+	}
+	if ch != nil && ch.Enabled && ch.RateLimitPerSec > 0 {
+		d.release(c) // rate-limited since: a claim schedules it
+		return
+	}
+	c.Channel = ch
+	d.deliver(ctx, c, free)
+}
+
+// freeSlot ends a request of lane l (nil for a deleted channel's) and
+// starts what waited for it.
+func (d *Dispatcher) freeSlot(l *lane) {
+	ls := d.lanes
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l != nil {
+		l.busy--
+		if ls.waiting[l] {
+			d.pump(l)
+		}
+	}
+	if ls.starved {
+		d.pumpAll()
+	}
+}
+
+// closeLanes stops handoffs and releases what is queued to the store.
+func (d *Dispatcher) closeLanes() {
+	ls := d.lanes
+	var release []string
+	ls.mu.Lock()
+	ls.closed = true
+	for l := range ls.waiting {
+		for _, q := range l.queue {
+			release = append(release, q.c.Delivery.ID)
+			ls.bytes -= q.cost
+		}
+		l.queue = nil
+	}
+	clear(ls.waiting)
+	ls.mu.Unlock()
+	d.releaseIDs(release)
+}
+
+// acquire counts a request outside the loop (a manual attempt) in its
+// channel's lane, so claims leave it its slot.
+func (d *Dispatcher) acquire(ch *herald.Channel) *lane {
+	if d.lanes == nil || ch == nil {
+		return nil
+	}
+	d.lanes.mu.Lock()
+	defer d.lanes.mu.Unlock()
+	l := d.lanes.laneOf(ch)
+	l.busy++
+	return l
+}
