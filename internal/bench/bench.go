@@ -76,7 +76,10 @@ type Result struct {
 	Lost             int     `json:"lost"`
 	Duplicates       int     `json:"duplicates"`
 	BadSignatures    int     `json:"bad_signatures"`
-	Note             string  `json:"note,omitempty"`
+	// HandedOff is how many deliveries went straight from publishing to
+	// the dispatcher, without a claim (embedded SQLite only).
+	HandedOff int64  `json:"handed_off"`
+	Note      string `json:"note,omitempty"`
 }
 
 // ErrLost is returned when a scenario lost or corrupted a delivery.
@@ -581,7 +584,7 @@ func (b *bench) deliverRun(ctx context.Context, name string, n int, paths []stri
 	cpuPer := perDelivery(cpuTime()-cpu, int(want))
 	lost, dups := rc.tally(paths, ids)
 	return Result{Scenario: name, Events: n, Deliveries: int(want), Seconds: d.Seconds(), CPUPerDeliveryUS: cpuPer,
-		AcknowledgedPerSec: perSec(n, ackTime), DeliveredPerSec: perSec(int(want)-lost, d),
+		AcknowledgedPerSec: perSec(n, ackTime), DeliveredPerSec: perSec(int(want)-lost, d), HandedOff: h.srv.DispatchStats().HandedOff,
 		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load())}, nil
 }
 
@@ -689,7 +692,7 @@ func (b *bench) latency(ctx context.Context) (Result, error) {
 	slices.Sort(lat)
 	res := Result{Scenario: "latency", Events: len(ids), Deliveries: len(ids), Seconds: d.Seconds(),
 		AcknowledgedPerSec: perSec(len(ids), d), DeliveredPerSec: perSec(len(ids)-lost, d),
-		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()),
+		Lost: lost, Duplicates: dups, BadSignatures: int(rc.bad.Load()), HandedOff: h.srv.DispatchStats().HandedOff,
 		Note: fmt.Sprintf("%d/s for %s; from acknowledgement to arrival", b.cfg.Rate, b.cfg.Duration)}
 	res.P50ms, res.P99ms, res.P999ms = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 0.999)
 	if len(lat) > 0 {

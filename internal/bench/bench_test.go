@@ -51,14 +51,19 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-// testBench is the bench TestProfile and TestRepeat run: 20,000 events,
-// and the scenario HERALD_PROFILE_SCENARIO names (default burst).
+// testBench is the bench TestProfile and TestRepeat run: 20,000 events
+// (or HERALD_EVENTS), and the scenario HERALD_PROFILE_SCENARIO names
+// (default burst).
 func testBench() (*bench, string) {
 	scenario := os.Getenv("HERALD_PROFILE_SCENARIO")
 	if scenario == "" {
 		scenario = "burst"
 	}
-	cfg := Config{Events: 20000, Backlog: 300000}.withDefaults()
+	events, _ := strconv.Atoi(os.Getenv("HERALD_EVENTS"))
+	if events <= 0 {
+		events = 20000
+	}
+	cfg := Config{Events: events, Backlog: 300000}.withDefaults()
 	return &bench{cfg: cfg, data: eventData(cfg.DataBytes)}, scenario
 }
 
@@ -160,7 +165,7 @@ func TestRepeat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Printf("%s cpu_us_per_delivery %.0f acknowledged_per_sec %.0f delivered_per_sec %.0f\n",
-			scenario, r.CPUPerDeliveryUS, r.AcknowledgedPerSec, r.DeliveredPerSec)
+		fmt.Printf("%s cpu_us_per_delivery %.0f acknowledged_per_sec %.0f delivered_per_sec %.0f p50_ms %.2f p99_ms %.2f handed_off %d peak_rss_mib %d %s\n",
+			scenario, r.CPUPerDeliveryUS, r.AcknowledgedPerSec, r.DeliveredPerSec, r.P50ms, r.P99ms, r.HandedOff, r.PeakRSSBytes>>20, r.Note)
 	}
 }
