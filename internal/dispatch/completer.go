@@ -40,6 +40,14 @@ func (w *completer) complete(c herald.Completion) error {
 	return <-p.done
 }
 
+// behind reports whether a full batch already waits for the write in
+// progress: results come in faster than the store records them.
+func (w *completer) behind() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) >= maxCompletionBatch
+}
+
 func (w *completer) loop() {
 	for {
 		w.mu.Lock()

@@ -280,11 +280,13 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim, free func()) {
 		d.release(c)
 		return
 	}
-	if d.lanes != nil && comp.Attempt.StatusCode != 0 {
+	if d.lanes != nil && comp.Attempt.StatusCode != 0 && !d.completer.behind() {
 		// The receiver is done with it; its lease keeps the delivery from
 		// being claimed while the result is written. A request that got no
 		// answer (a timeout) may still be running there, so it keeps its
-		// slot.
+		// slot. While the store falls behind recording results, the slot
+		// waits for this one: sending on would pile up goroutines (and
+		// their stacks) waiting for the store without bound.
 		free()
 	}
 	if err := d.completer.complete(comp); err != nil {
