@@ -109,18 +109,25 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, fmt.Errorf("count in-flight: %w", err)
 	}
 
+	full, err := fullChannels(tx, busy)
+	if err != nil {
+		return nil, fmt.Errorf("find full channels: %w", err)
+	}
 	// The channels with due deliveries, oldest first: a skip scan of the
 	// pending index that seeks once per channel, however long its backlog.
 	// (Named, the index keeps the planner off deliveries_channel, whose
-	// min(channel_id) would walk every finished delivery.)
+	// min(channel_id) would walk every finished delivery.) Full channels
+	// are left out: finding their oldest unleased delivery walks every
+	// leased one, and a dispatcher's queue (handoff) leases many.
 	rows, err := tx.Query(`WITH RECURSIVE ch(id) AS (
 			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending')
 			UNION ALL
 			SELECT (SELECT min(channel_id) FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending' AND channel_id > ch.id)
 			FROM ch WHERE ch.id IS NOT NULL),
 		d(id, due) AS MATERIALIZED (SELECT id, (SELECT min(next_attempt_at) FROM deliveries
-			WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= ?)) FROM ch WHERE id IS NOT NULL)
-		SELECT d.id, COALESCE(c.max_in_flight, 0) FROM d LEFT JOIN channels c ON c.id = d.id WHERE d.due <= ? ORDER BY d.due`, now, now)
+			WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= ?)) FROM ch
+			WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?)))
+		SELECT d.id, COALESCE(c.max_in_flight, 0) FROM d LEFT JOIN channels c ON c.id = d.id WHERE d.due <= ? ORDER BY d.due`, now, full, now)
 	if err != nil {
 		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
@@ -243,6 +250,38 @@ func leasesByChannel(tx *wtx, p herald.ClaimParams) (map[string]int, error) {
 		busy[ch] = n
 	}
 	return busy, rows.Err()
+}
+
+// fullChannels returns, as a JSON array, the channels whose requests in
+// flight (busy) fill their max_in_flight: a claim has nothing to give them.
+func fullChannels(tx *wtx, busy map[string]int) (string, error) {
+	if len(busy) == 0 {
+		return "[]", nil
+	}
+	ids := make([]string, 0, len(busy))
+	for id := range busy {
+		ids = append(ids, id)
+	}
+	rows, err := tx.Query(`SELECT id, max_in_flight FROM channels WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	full := ids[:0]
+	for rows.Next() {
+		var id string
+		var limit int
+		if err := rows.Scan(&id, &limit); err != nil {
+			return "", err
+		}
+		if limit > 0 && busy[id] >= limit {
+			full = append(full, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	return idList(full), nil
 }
 
 // rateSlots reads the next rate slot of the rate-limited channels among ids.
