@@ -118,12 +118,22 @@ func (ls *lanes) markDirty() {
 	ls.mu.Unlock()
 }
 
-// drained reports whether a claim now would find nothing due that is not
-// already queued: then a freed slot needs no claim.
+// drained reports whether a claim now would find nothing it could start:
+// the store holds no due deliveries but those of channels with a backlog
+// whose slots are all taken or whose queue goes first. Then a freed slot
+// needs no claim (a channel that hangs keeps its backlog for long).
 func (ls *lanes) drained() bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	return !ls.dirty && len(ls.backlogged) == 0
+	if ls.dirty {
+		return false
+	}
+	for l := range ls.backlogged {
+		if len(l.queue) == 0 && l.busy < l.max {
+			return false
+		}
+	}
+	return true
 }
 
 // beginClaim stops queued deliveries from starting until endClaim and
@@ -134,7 +144,12 @@ func (ls *lanes) beginClaim() (busy map[string]int, gen uint64) {
 	ls.claiming = true
 	busy = make(map[string]int, len(ls.byCh))
 	for id, l := range ls.byCh {
-		if l.busy > 0 {
+		switch {
+		case len(l.queue) > 0:
+			// What is queued goes first: the claim leaves the channel be
+			// (and skips scanning its leased rows).
+			busy[id] = max(l.busy, l.max)
+		case l.busy > 0:
 			busy[id] = l.busy
 		}
 	}
@@ -210,25 +225,29 @@ func (d *Dispatcher) channel(ctx context.Context, tenantID, id string) (*herald.
 
 // Reserve takes e's deliveries to those of channelIDs it can queue and
 // returns their channels (nil where the delivery goes to the store as
-// usual). The caller writes the taken ones leased and passes them to
-// Handoff after the commit, or to Unreserve if the write fails. Without a
-// local store it takes none.
-func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []string) []*herald.Channel {
+// usual; all nil as a nil slice). The caller writes the taken ones leased
+// and passes them to Handoff after the commit, or to Unreserve if the
+// write fails. wake says the dispatcher is to look at the store after the
+// commit: it is false when every delivery not taken joins the backlog of a
+// channel, which is claimed as the channel's slots free. Without a local
+// store it takes none.
+func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []string) (chs []*herald.Channel, wake bool) {
 	if d.lanes == nil {
-		return nil
+		return nil, true
 	}
-	chs := make([]*herald.Channel, len(channelIDs))
+	chs = make([]*herald.Channel, len(channelIDs))
 	cands := 0
 	for i, id := range channelIDs {
 		ch, err := d.channel(ctx, e.TenantID, id)
 		if err != nil || ch == nil || !ch.Enabled || ch.RateLimitPerSec > 0 {
-			continue // a rate schedule is kept by claims
+			wake = true // a rate schedule is kept by claims
+			continue
 		}
 		chs[i] = ch
 		cands++
 	}
 	if cands == 0 {
-		return nil
+		return nil, wake
 	}
 	cost := queueCost(e, cands)
 	ls := d.lanes
@@ -241,22 +260,32 @@ func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []
 		}
 		l := ls.laneOf(ch)
 		switch {
-		case ls.closed || l.backlog:
+		case ls.closed:
+			chs[i], wake = nil, true
+		case l.backlog:
+			// Set again, so that a claim already running, which cannot
+			// see this delivery, does not clear it.
+			ls.setBacklog(l)
 			chs[i] = nil
-		case len(l.queue)+l.reserved >= queuePerSlot*max(l.max, 1) || ls.bytes+(n+1)*cost > maxQueuedBytes:
+		case len(l.queue)+l.reserved >= queuePerSlot*max(l.max, 1):
 			ls.setBacklog(l)
 			d.flips.Add(1)
 			chs[i] = nil
+		case ls.bytes+(n+1)*cost > maxQueuedBytes:
+			// The channel itself may have slots free: claim for it.
+			ls.setBacklog(l)
+			d.flips.Add(1)
+			chs[i], wake = nil, true
 		default:
 			l.reserved++
 			n++
 		}
 	}
 	if n == 0 {
-		return nil
+		return nil, wake
 	}
 	ls.bytes += n * queueCost(e, n)
-	return chs
+	return chs, wake
 }
 
 // Unreserve gives back what Reserve took for e when its write failed or

@@ -107,7 +107,7 @@ func (p *Publisher) config(ctx context.Context, tenantID string) (*tenantConfig,
 // Handoff takes new deliveries straight to a dispatcher of this process
 // (see dispatch.Dispatcher.Reserve).
 type Handoff interface {
-	Reserve(ctx context.Context, e *herald.Event, channelIDs []string) []*herald.Channel
+	Reserve(ctx context.Context, e *herald.Event, channelIDs []string) (chs []*herald.Channel, wake bool)
 	Unreserve(e *herald.Event, chs []*herald.Channel)
 	Handoff(claims []herald.Claim)
 }
@@ -172,8 +172,9 @@ func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, p
 		pubs[i].ChannelIDs = p.route(routes, &events[i])
 	}
 	var taken [][]*herald.Channel
+	wake := true
 	if p.handoff != nil {
-		taken = p.reserve(ctx, pubs, now)
+		taken, wake = p.reserve(ctx, pubs, now)
 	}
 	res, err := p.store.Publish(ctx, pubs)
 	if err != nil {
@@ -187,8 +188,8 @@ func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, p
 	if taken != nil {
 		p.handOff(pubs, res, taken)
 	}
-	for i, r := range res {
-		if r.Deliveries > 0 && !r.Replayed && (taken == nil || taken[i] == nil || slices.Contains(taken[i], nil)) {
+	for _, r := range res {
+		if wake && r.Deliveries > 0 && !r.Replayed {
 			p.wake()
 			break
 		}
@@ -197,15 +198,17 @@ func (p *Publisher) Publish(ctx context.Context, tenantID string, ins []Input, p
 }
 
 // reserve asks the handoff to take the publications' deliveries and marks
-// those it took.
-func (p *Publisher) reserve(ctx context.Context, pubs []herald.Publication, now time.Time) [][]*herald.Channel {
-	taken := make([][]*herald.Channel, len(pubs))
+// those it took; wake says the dispatcher is to look for the rest in the
+// store after the commit.
+func (p *Publisher) reserve(ctx context.Context, pubs []herald.Publication, now time.Time) (taken [][]*herald.Channel, wake bool) {
+	taken = make([][]*herald.Channel, len(pubs))
 	for i := range pubs {
 		pub := &pubs[i]
 		if pub.Suppressed || len(pub.ChannelIDs) == 0 {
 			continue
 		}
-		chs := p.handoff.Reserve(ctx, &pub.Event, pub.ChannelIDs)
+		chs, w := p.handoff.Reserve(ctx, &pub.Event, pub.ChannelIDs)
+		wake = wake || w
 		if chs == nil {
 			continue
 		}
@@ -216,7 +219,7 @@ func (p *Publisher) reserve(ctx context.Context, pubs []herald.Publication, now 
 		}
 		pub.HandoffLease = now.Add(handoffLease)
 	}
-	return taken
+	return taken, wake
 }
 
 // handOff passes the stored deliveries that were taken to the handoff, and
