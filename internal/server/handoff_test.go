@@ -98,8 +98,22 @@ func slowReceiver(t *testing.T, d time.Duration, peak *atomic.Int32) *receiver {
 func TestHandoffOverflowsToStore(t *testing.T) {
 	h := startHerald(t)
 	tid, key := h.tenant("acme")
-	var peak atomic.Int32
-	rc := slowReceiver(t, 2*time.Millisecond, &peak)
+	var peak, cur atomic.Int32
+	// Once held, the receiver answers nothing until all is published, so
+	// the queue fills however fast it is.
+	var held atomic.Bool
+	gate := make(chan struct{})
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		c := cur.Add(1)
+		defer cur.Add(-1)
+		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+		}
+		if held.Load() {
+			<-gate
+		}
+		time.Sleep(time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	ch, _ := h.channel(tid, key, rc.URL, map[string]any{"max_in_flight": 1})
 	h.subscribe(tid, key, ch, []string{"order.completed"}, nil, "")
 	warmUp(t, h, tid, key, rc)
@@ -107,9 +121,11 @@ func TestHandoffOverflowsToStore(t *testing.T) {
 
 	data := h.example("order.completed")
 	order := []string{eventIDs(rc.requests())[0]}
+	held.Store(true)
 	for range 200 {
 		order = append(order, h.publish(tid, key, "order.completed", "shop", data)["id"].(string))
 	}
+	close(gate)
 	got := eventIDs(rc.waitN(t, len(order)))
 	rc.quiet(t, len(order), 200*time.Millisecond)
 	after := h.srv.DispatchStats()
@@ -201,15 +217,22 @@ func TestHandoffQueueSurvivesRestart(t *testing.T) {
 
 	slow.Store(false)
 	h2 := startHeraldIn(t, dir)
+	// (The warm-up's event arrived too: wait for these ten, not for ten.)
 	arrived := map[string]bool{}
+	all := func() bool {
+		for _, id := range ids {
+			if !arrived[id] {
+				return false
+			}
+		}
+		return true
+	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(arrived) < 10 && time.Now().Before(deadline) {
-		arrived = map[string]bool{}
+	for !all() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 		for _, id := range eventIDs(rc.requests()) {
 			arrived[id] = true
 		}
-		delete(arrived, "")
-		time.Sleep(20 * time.Millisecond)
 	}
 	for _, id := range ids {
 		if !arrived[id] {
