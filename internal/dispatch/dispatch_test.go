@@ -127,3 +127,40 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// oneChannel is a ChannelSource holding one channel.
+type oneChannel struct{ ch *herald.Channel }
+
+func (s oneChannel) ConfigVersion(context.Context) (int64, error) { return 1, nil }
+func (s oneChannel) GetChannel(_ context.Context, _, id string) (*herald.Channel, error) {
+	if id != s.ch.ID {
+		return nil, herald.ErrNotFound
+	}
+	return s.ch, nil
+}
+
+// TestReserveWakesOnlyWhenNoSlotWill: a delivery that joins a channel's
+// backlog needs no wake-up while the channel has requests running (their
+// freed slots bring a claim), and needs one when nothing of the channel
+// runs or waits.
+func TestReserveWakesOnlyWhenNoSlotWill(t *testing.T) {
+	ch := &herald.Channel{ID: "ch_1", TenantID: "a", Enabled: true, MaxInFlight: 2}
+	d := New(Config{Local: true, Channels: oneChannel{ch}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e := &herald.Event{ID: "evt_1", TenantID: "a", Data: json.RawMessage(`{}`)}
+	// A new lane starts with a backlog: the store may hold its deliveries.
+	chs, wake := d.Reserve(context.Background(), e, []string{ch.ID})
+	if chs != nil || !wake {
+		t.Fatalf("idle channel with a backlog: took %v, wake %v; want none taken and a wake-up", chs, wake)
+	}
+	d.lanes.byCh[ch.ID].busy = 1
+	chs, wake = d.Reserve(context.Background(), e, []string{ch.ID})
+	if chs != nil || wake {
+		t.Fatalf("busy channel with a backlog: took %v, wake %v; want none taken and no wake-up", chs, wake)
+	}
+	// Without a backlog it is taken, and nothing is left to wake for.
+	d.lanes.clearBacklog(d.lanes.byCh[ch.ID])
+	chs, wake = d.Reserve(context.Background(), e, []string{ch.ID})
+	if len(chs) != 1 || chs[0] != ch || wake {
+		t.Fatalf("channel without a backlog: took %v, wake %v; want it taken, no wake-up", chs, wake)
+	}
+}

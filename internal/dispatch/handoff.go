@@ -264,9 +264,12 @@ func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []
 			chs[i], wake = nil, true
 		case l.backlog:
 			// Set again, so that a claim already running, which cannot
-			// see this delivery, does not clear it.
+			// see this delivery, does not clear it. With nothing of the
+			// channel's running or queued, no freed slot will bring a
+			// claim: wake one.
 			ls.setBacklog(l)
 			chs[i] = nil
+			wake = wake || (l.busy == 0 && len(l.queue) == 0)
 		case len(l.queue)+l.reserved >= queuePerSlot*max(l.max, 1):
 			ls.setBacklog(l)
 			d.flips.Add(1)
