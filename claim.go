@@ -25,9 +25,10 @@ func RetryConflict(d *Delivery, leaseUntil *time.Time, now time.Time) error {
 
 // PickClaims decides which due deliveries a claim takes, the same way in
 // every store: in the candidates' order, up to p.Limit, within each
-// channel's free in-flight slots (busy counts the leases it has now) and
-// its rate schedule (rateNext holds each rate-limited channel's next free
-// slot and is advanced in place). A delivery whose channel is missing from
+// channel's free in-flight slots (busy counts the leases it has now) plus
+// p.Queue for a channel without a rate limit, and within its rate
+// schedule (rateNext holds each rate-limited channel's next free slot and
+// is advanced in place). A delivery whose channel is missing from
 // channels was deleted: it is taken so the dispatcher can fail it.
 func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, busy map[string]int, rateNext map[string]time.Time) []Claim {
 	var picked []Claim
@@ -38,7 +39,8 @@ func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, b
 		ch := channels[d.ChannelID]
 		c := Claim{Delivery: d, Channel: ch, LeaseUntil: p.Now.Add(p.LeaseSlack + 15*time.Second)}
 		if ch != nil {
-			if busy[ch.ID] >= ch.MaxInFlight {
+			queued := busy[ch.ID] >= ch.MaxInFlight
+			if queued && (ch.RateLimitPerSec > 0 || busy[ch.ID] >= ch.MaxInFlight+p.Queue) {
 				continue
 			}
 			start := p.Now
@@ -54,6 +56,9 @@ func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, b
 			}
 			busy[ch.ID]++
 			c.LeaseUntil = start.Add(ch.Timeout() + p.LeaseSlack)
+			if queued {
+				c.LeaseUntil = p.QueueLease
+			}
 		}
 		picked = append(picked, c)
 	}

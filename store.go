@@ -190,6 +190,12 @@ type DeliveryFilter struct {
 	Until     time.Time
 }
 
+// QueueLease is how long a delivery waiting in a single-process
+// dispatcher's queue stays leased (handed off at publish, or claimed
+// beyond its channel's free slots): past any wait in the queue. The lease
+// ends sooner with the process, as SQLite clears leases at start.
+const QueueLease = 24 * time.Hour
+
 // ClaimParams asks for due deliveries.
 type ClaimParams struct {
 	Now   time.Time
@@ -202,6 +208,13 @@ type ClaimParams struct {
 	// they wait, so leases overcount them. Stores shared by several
 	// processes (PostgreSQL) refuse it.
 	Busy map[string]int
+	// Queue, with Busy, lets each channel without a rate limit take up to
+	// Queue deliveries beyond its free slots, leased until QueueLease: the
+	// dispatcher queues them in memory and starts them as slots free, so
+	// a channel's backlog costs a claim per batch rather than per freed
+	// slot. Stores shared by several processes refuse it.
+	Queue      int
+	QueueLease time.Time
 }
 
 // Claim is a leased delivery with what it takes to attempt it. Channel is

@@ -91,8 +91,8 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 // holds across processes; then each offers its oldest due deliveries, up to
 // its free slots, locked with SKIP LOCKED.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
-	if p.Busy != nil {
-		return nil, errors.New("claim deliveries: PostgreSQL counts leases itself, as several processes share it; ClaimParams.Busy is for a single-process store")
+	if p.Busy != nil || p.Queue != 0 {
+		return nil, errors.New("claim deliveries: PostgreSQL counts leases itself, as several processes share it; ClaimParams.Busy and Queue are for a single-process store")
 	}
 	var claims []herald.Claim
 	err := s.tx(ctx, func(tx pgx.Tx) error {

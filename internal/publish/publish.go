@@ -112,11 +112,6 @@ type Handoff interface {
 	Handoff(claims []herald.Claim)
 }
 
-// handoffLease is how long a handed-off delivery stays leased: past any
-// wait in a queue. The lease ends sooner with the process, as SQLite
-// clears leases at start.
-const handoffLease = 24 * time.Hour
-
 // SetHandoff makes Publish hand deliveries to h where it takes them.
 func (p *Publisher) SetHandoff(h Handoff) { p.handoff = h }
 
@@ -217,7 +212,7 @@ func (p *Publisher) reserve(ctx context.Context, pubs []herald.Publication, now 
 		for j, ch := range chs {
 			pub.HandedOff[j] = ch != nil
 		}
-		pub.HandoffLease = now.Add(handoffLease)
+		pub.HandoffLease = now.Add(herald.QueueLease)
 	}
 	return taken, wake
 }

@@ -109,7 +109,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, fmt.Errorf("count in-flight: %w", err)
 	}
 
-	full, err := fullChannels(tx, busy)
+	full, err := fullChannels(tx, busy, p.Queue)
 	if err != nil {
 		return nil, fmt.Errorf("find full channels: %w", err)
 	}
@@ -148,8 +148,10 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
 
-	// Each channel offers at most its free slots, so a busy channel's
-	// backlog cannot fill the claim and starve the others.
+	// Each channel offers at most its free slots (and what the dispatcher
+	// may queue), so a busy channel's backlog cannot fill the claim and
+	// starve the others. A rate-limited channel may offer too many here;
+	// PickClaims takes only what it may.
 	var cands []herald.Delivery
 	chanIDs := map[string]bool{}
 	for _, ch := range due {
@@ -158,7 +160,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		}
 		n := p.Limit - len(cands)
 		if ch.maxInFlight > 0 {
-			n = min(n, ch.maxInFlight-busy[ch.id])
+			n = min(n, ch.maxInFlight+p.Queue-busy[ch.id])
 		}
 		if n <= 0 {
 			continue
@@ -253,8 +255,9 @@ func leasesByChannel(tx *wtx, p herald.ClaimParams) (map[string]int, error) {
 }
 
 // fullChannels returns, as a JSON array, the channels whose requests in
-// flight (busy) fill their max_in_flight: a claim has nothing to give them.
-func fullChannels(tx *wtx, busy map[string]int) (string, error) {
+// flight (busy) fill their max_in_flight, and for a channel without a rate
+// limit also the queue the claim may add: a claim has nothing to give them.
+func fullChannels(tx *wtx, busy map[string]int, queue int) (string, error) {
 	if len(busy) == 0 {
 		return "[]", nil
 	}
@@ -262,7 +265,7 @@ func fullChannels(tx *wtx, busy map[string]int) (string, error) {
 	for id := range busy {
 		ids = append(ids, id)
 	}
-	rows, err := tx.Query(`SELECT id, max_in_flight FROM channels WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
+	rows, err := tx.Query(`SELECT id, max_in_flight, rate_limit_per_sec > 0 FROM channels WHERE id IN (SELECT value FROM json_each(?))`, idList(ids))
 	if err != nil {
 		return "", err
 	}
@@ -271,8 +274,12 @@ func fullChannels(tx *wtx, busy map[string]int) (string, error) {
 	for rows.Next() {
 		var id string
 		var limit int
-		if err := rows.Scan(&id, &limit); err != nil {
+		var rated bool
+		if err := rows.Scan(&id, &limit, &rated); err != nil {
 			return "", err
+		}
+		if !rated {
+			limit += queue
 		}
 		if limit > 0 && busy[id] >= limit {
 			full = append(full, id)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ func Run(t *testing.T, open Opener, local bool) {
 		{"ConfigVersion", testConfigVersion},
 		{"HookChannels", testHookChannels},
 		{"HandoffAndBusy", func(t *testing.T, f *fixture) { testHandoff(t, f, local) }},
+		{"ClaimQueue", func(t *testing.T, f *fixture) { testClaimQueue(t, f, local) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -966,5 +968,92 @@ func testHandoff(t *testing.T, f *fixture, local bool) {
 	}
 	if !found {
 		t.Fatal("the handed-off delivery was not claimed after its lease ended")
+	}
+}
+
+// testClaimQueue: with busy counts, a claim takes up to Queue deliveries
+// of a channel beyond its free slots, oldest first, and leases those until
+// QueueLease, so no later claim takes them while they wait in the
+// dispatcher's queue; a rate-limited channel gets none beyond its slots.
+// A shared store refuses Queue.
+func testClaimQueue(t *testing.T, f *fixture, local bool) {
+	f.tenant("a")
+	c := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
+	rated := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2; c.RateLimitPerSec = 1000 })
+	queueLease := f.now.Add(time.Hour)
+	p := herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{c.ID: 1}, Queue: 3, QueueLease: queueLease}
+	if !local {
+		p.Busy = nil
+		if _, err := f.s.ClaimDeliveries(f.ctx, p); err == nil {
+			t.Fatal("a shared store took a queue to claim for")
+		}
+		return
+	}
+	var ids []string
+	for range 6 {
+		ids = append(ids, f.publish("a", "x.y", c.ID).DeliveryIDs[0])
+		f.publish("a", "x.y", rated.ID)
+		f.now = f.now.Add(time.Millisecond)
+	}
+	p.Now = f.now
+	cs, err := f.s.ClaimDeliveries(f.ctx, p)
+	must(t, err)
+	var got []string
+	rateds := 0
+	for _, x := range cs {
+		if x.Delivery.ChannelID == rated.ID {
+			rateds++
+			if x.LeaseUntil.Equal(queueLease) {
+				t.Fatal("a rate-limited channel's delivery was leased for a queue")
+			}
+			continue
+		}
+		got = append(got, x.Delivery.ID)
+		// One slot is free: the oldest delivery is to start now, the
+		// next three to wait in the queue.
+		want := f.now.Add(c.Timeout() + time.Second)
+		if len(got) > 1 {
+			want = queueLease
+		}
+		if !x.LeaseUntil.Equal(want) {
+			t.Fatalf("claim %d leased until %v, want %v", len(got), x.LeaseUntil, want)
+		}
+	}
+	if rateds != 2 {
+		t.Fatalf("claimed %d deliveries of the rate-limited channel with 2 free slots, want 2", rateds)
+	}
+	if !slices.Equal(got, ids[:4]) {
+		t.Fatalf("claimed %v, want the four oldest %v", got, ids[:4])
+	}
+	// With every slot busy, a claim still takes what the queue has room
+	// for: the remaining two.
+	p.Busy = map[string]int{c.ID: 2}
+	cs, err = f.s.ClaimDeliveries(f.ctx, p)
+	must(t, err)
+	got = got[:0]
+	for _, x := range cs {
+		if x.Delivery.ChannelID == c.ID {
+			got = append(got, x.Delivery.ID)
+			if !x.LeaseUntil.Equal(queueLease) {
+				t.Fatalf("a delivery claimed with every slot busy is leased until %v, want %v", x.LeaseUntil, queueLease)
+			}
+		}
+	}
+	if !slices.Equal(got, ids[4:]) {
+		t.Fatalf("with every slot busy claimed %v, want %v", got, ids[4:])
+	}
+	// After the started one's lease ended, a claim for two free slots
+	// passes over the queued ones, still leased.
+	f.now = f.now.Add(10 * time.Minute)
+	cs, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}})
+	must(t, err)
+	got = got[:0]
+	for _, x := range cs {
+		if x.Delivery.ChannelID == c.ID {
+			got = append(got, x.Delivery.ID)
+		}
+	}
+	if want := []string{ids[0]}; !slices.Equal(got, want) {
+		t.Fatalf("after the slot's lease ended claimed %v, want %v", got, want)
 	}
 }
