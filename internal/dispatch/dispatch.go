@@ -203,17 +203,19 @@ func (d *Dispatcher) claimAndStart(ctx context.Context) (n, limit int) {
 	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack}
 	var gen uint64
 	if d.lanes != nil {
-		p.Busy, gen = d.lanes.beginClaim()
+		p.Busy, p.Queue, gen = d.lanes.beginClaim()
+		p.QueueLease = p.Now.Add(herald.QueueLease)
 	}
 	claims, err := d.cfg.Store.ClaimDeliveries(ctx, p)
 	if err != nil && ctx.Err() == nil {
 		d.cfg.Logger.Error("claim deliveries", "err", err)
 	}
+	start := claims
 	if d.lanes != nil {
 		d.lanes.mu.Lock()
-		d.lanes.endClaim(p.Busy, gen, claims, err != nil || len(claims) == limit)
+		start = d.lanes.endClaim(p.Busy, p.Queue, gen, claims, err != nil || len(claims) == limit)
 	}
-	for _, c := range claims {
+	for _, c := range start {
 		var l *lane
 		if d.lanes != nil && c.Channel != nil {
 			l = d.lanes.byCh[c.Channel.ID]

@@ -38,59 +38,18 @@ func (s *heldStore) CompleteDeliveries(ctx context.Context, cs []herald.Completi
 // instead of running ahead of it (each waiting send holds a goroutine and
 // its stack). Once the store catches up, everything arrives exactly once.
 func TestSendingWaitsForResults(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	store := &heldStore{Store: st, open: make(chan struct{})}
-
-	var got atomic.Int64
-	seen := make(map[string]int)
-	ids := make(chan string, 10000)
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p struct{ ID string }
-		if err := json.NewDecoder(r.Body).Decode(&p); err == nil {
-			ids <- p.ID
-		}
-		got.Add(1)
-	}))
-	t.Cleanup(rc.Close)
-
-	now := time.Now().UTC()
-	sum := sha256.Sum256([]byte("key"))
-	must(t, st.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now},
-		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: sum[:], CreatedAt: now}))
-	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
-		URL: rc.URL + "/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 4,
-		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
-	must(t, st.CreateChannel(ctx, ch))
+	r := newRig(t, 4)
+	store := &heldStore{Store: r.st, open: make(chan struct{})}
 	const n = 3 * maxCompletionBatch
-	pubs := make([]herald.Publication, n)
-	for i := range pubs {
-		e := herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "a", Type: "order.completed", Source: "shop",
-			OccurredAt: now, Data: json.RawMessage(`{"n":1}`), CreatedAt: now}
-		pubs[i] = herald.Publication{Event: e, ChannelIDs: []string{ch.ID}}
-	}
-	if _, err := st.Publish(ctx, pubs); err != nil {
-		t.Fatal(err)
-	}
-
-	d := New(Config{Store: store, Sender: channel.NewSender(target.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), "Herald/test"),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 20 * time.Millisecond, Local: true, Channels: st})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.Run(runCtx)
-	}()
+	r.backlog(t, n)
 	release := sync.OnceFunc(func() { close(store.open) })
+	stop := r.run(store)
 	defer func() {
 		release() // a failed check must not leave sends waiting on the store
 		stop()
-		<-done
 	}()
+	got, ids := &r.got, r.ids
+	seen := make(map[string]int)
 
 	// Wait until sending stops: no new request for 300 ms.
 	last, since := int64(-1), time.Now()
@@ -118,6 +77,115 @@ func TestSendingWaitsForResults(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of %d events arrived", len(seen), n)
 		}
+	}
+}
+
+// rig is a real SQLite store with one channel whose receiver, a local
+// HTTP server, passes on each event's id in the order they arrive.
+type rig struct {
+	st  *sqlite.Store
+	ch  *herald.Channel
+	ids chan string
+	got atomic.Int64
+}
+
+func newRig(t *testing.T, maxInFlight int) *rig {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := &rig{st: st, ids: make(chan string, 10000)}
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var p struct{ ID string }
+		if err := json.NewDecoder(req.Body).Decode(&p); err == nil {
+			r.ids <- p.ID
+		}
+		r.got.Add(1)
+	}))
+	t.Cleanup(rc.Close)
+	now := time.Now().UTC()
+	sum := sha256.Sum256([]byte("key"))
+	must(t, st.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now},
+		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: sum[:], CreatedAt: now}))
+	r.ch = &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
+		URL: rc.URL + "/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: maxInFlight,
+		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	must(t, st.CreateChannel(ctx, r.ch))
+	return r
+}
+
+// backlog stores n events for the channel, a millisecond apart and all
+// due, and returns their ids oldest first.
+func (r *rig) backlog(t *testing.T, n int) []string {
+	t.Helper()
+	start := time.Now().UTC().Add(-time.Duration(n) * time.Millisecond)
+	pubs := make([]herald.Publication, n)
+	ids := make([]string, n)
+	for i := range pubs {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		e := herald.Event{ID: herald.NewID(herald.PrefixEvent, at), TenantID: "a", Type: "order.completed", Source: "shop",
+			OccurredAt: at, Data: json.RawMessage(`{"n":1}`), CreatedAt: at}
+		pubs[i], ids[i] = herald.Publication{Event: e, ChannelIDs: []string{r.ch.ID}}, e.ID
+	}
+	if _, err := r.st.Publish(context.Background(), pubs); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// run starts a dispatcher on store (the rig's, or one wrapping it) and
+// returns what stops it.
+func (r *rig) run(store herald.DeliveryStore) (stop func()) {
+	d := New(Config{Store: store, Sender: channel.NewSender(target.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), "Herald/test"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 20 * time.Millisecond, Local: true, Channels: r.st})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// countingStore is a real SQLite store that counts claims.
+type countingStore struct {
+	*sqlite.Store
+	claims atomic.Int64
+}
+
+func (s *countingStore) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
+	s.claims.Add(1)
+	return s.Store.ClaimDeliveries(ctx, p)
+}
+
+// TestBacklogClaimedInBatches: a channel allowed one request in flight
+// drains a backlog in order at a claim per batch, its deliveries queued
+// beyond the free slot, rather than a claim per freed slot.
+func TestBacklogClaimedInBatches(t *testing.T) {
+	r := newRig(t, 1)
+	const n = 600
+	want := r.backlog(t, n)
+	store := &countingStore{Store: r.st}
+	stop := r.run(store)
+	defer stop()
+	deadline := time.After(30 * time.Second)
+	for i := range n {
+		select {
+		case id := <-r.ids:
+			if id != want[i] {
+				t.Fatalf("delivery %d was event %s, want %s: the backlog was not sent in order", i, id, want[i])
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d events arrived", i, n)
+		}
+	}
+	// A claim per 128 deliveries, and one that finds the store empty;
+	// the poll adds one every 20 ms while claims wait for the writer.
+	if c := store.claims.Load(); c > n/queuePerClaim+20 {
+		t.Fatalf("%d claims for a backlog of %d, want at most %d", c, n, n/queuePerClaim+20)
 	}
 }
 

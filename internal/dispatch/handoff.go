@@ -20,6 +20,11 @@ import (
 // deliveries that waited in the store for long. A full queue turns the
 // backlog on; a claim that finds the channel's due deliveries all taken
 // turns it off.
+//
+// A backlog is claimed into the same queues: a claim takes up to
+// queuePerClaim deliveries of a channel beyond its free slots, so a channel
+// allowed few requests in flight drains its backlog at a claim per batch
+// instead of a claim per freed slot.
 
 // ChannelSource reads the channels of handed-off deliveries.
 type ChannelSource interface {
@@ -31,6 +36,10 @@ type ChannelSource interface {
 const (
 	queuePerSlot   = 64       // queued deliveries per in-flight slot of a channel
 	maxQueuedBytes = 64 << 20 // memory queued across all channels (see queueCost)
+	// queuePerClaim is how many deliveries a claim may queue per channel,
+	// while less than half of maxQueuedBytes is queued: the rest is
+	// left to handoffs.
+	queuePerClaim = 128
 )
 
 // queueCost is the memory a queued delivery holds: its claim, and its
@@ -40,10 +49,11 @@ func queueCost(e *herald.Event, shares int) int {
 	return claimSize + len(e.Data)/max(shares, 1)
 }
 
-// queued is a handed-off delivery waiting for a slot.
+// queued is a delivery waiting for a slot: handed off, or claimed.
 type queued struct {
-	c    herald.Claim
-	cost int
+	c       herald.Claim
+	cost    int
+	claimed bool
 }
 
 // lanes counts each channel's requests in flight and queues its handed-off
@@ -71,9 +81,10 @@ type lanes struct {
 
 type lane struct {
 	id       string
-	max      int // the channel's in-flight limit, as last read
-	busy     int // requests in flight
-	reserved int // handed off by a publish still being written
+	max      int  // the channel's in-flight limit, as last read
+	rated    bool // the channel has a rate limit: claims queue none of it
+	busy     int  // requests in flight
+	reserved int  // handed off by a publish still being written
 	queue    []queued
 	backlog  bool
 	setGen   uint64 // gen when backlog was last turned on
@@ -94,8 +105,25 @@ func (ls *lanes) laneOf(ch *herald.Channel) *lane {
 			ls.setBacklog(l)
 		}
 	}
-	l.max = ch.MaxInFlight
+	l.max, l.rated = ch.MaxInFlight, ch.RateLimitPerSec > 0
 	return l
+}
+
+// claimRoom is how many deliveries of l a claim may take beyond its
+// free slots, with q allowed per lane; mu held.
+func (l *lane) claimRoom(q int) int {
+	if l.rated {
+		return 0
+	}
+	return q
+}
+
+// claimQueue is what a claim may queue per lane now; mu held.
+func (ls *lanes) claimQueue() int {
+	if ls.bytes >= maxQueuedBytes/2 {
+		return 0
+	}
+	return queuePerClaim
 }
 
 func (ls *lanes) setBacklog(l *lane) {
@@ -118,18 +146,20 @@ func (ls *lanes) markDirty() {
 	ls.mu.Unlock()
 }
 
-// drained reports whether a claim now would find nothing it could start:
+// drained reports whether a claim now would find nothing it could take:
 // the store holds no due deliveries but those of channels with a backlog
-// whose slots are all taken or whose queue goes first. Then a freed slot
-// needs no claim (a channel that hangs keeps its backlog for long).
+// whose slots are all taken (with no room to queue more) or whose queue
+// goes first. Then a freed slot needs no claim (a channel that hangs
+// keeps its backlog for long).
 func (ls *lanes) drained() bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.dirty {
 		return false
 	}
+	q := ls.claimQueue()
 	for l := range ls.backlogged {
-		if len(l.queue) == 0 && l.busy < l.max {
+		if len(l.queue) == 0 && l.busy < l.max+l.claimRoom(q) {
 			return false
 		}
 	}
@@ -137,38 +167,60 @@ func (ls *lanes) drained() bool {
 }
 
 // beginClaim stops queued deliveries from starting until endClaim and
-// returns the busy counts the claim is to respect.
-func (ls *lanes) beginClaim() (busy map[string]int, gen uint64) {
+// returns the busy counts the claim is to respect and how many it may
+// queue per channel.
+func (ls *lanes) beginClaim() (busy map[string]int, queue int, gen uint64) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.claiming = true
+	queue = ls.claimQueue()
 	busy = make(map[string]int, len(ls.byCh))
 	for id, l := range ls.byCh {
 		switch {
 		case len(l.queue) > 0:
 			// What is queued goes first: the claim leaves the channel be
 			// (and skips scanning its leased rows).
-			busy[id] = max(l.busy, l.max)
+			busy[id] = max(l.busy, l.max+queue)
 		case l.busy > 0:
 			busy[id] = l.busy
 		}
 	}
-	return busy, ls.gen
+	return busy, queue, ls.gen
 }
 
-// endClaim counts the claimed deliveries as busy and learns from the
-// claim which channels still have due deliveries in the store: those
-// whose free slots it filled. full means it was cut off by its limit (or
-// failed). mu held.
-func (ls *lanes) endClaim(busy map[string]int, gen uint64, claims []herald.Claim, full bool) {
+// endClaim counts the claimed deliveries that fit their channels' free
+// slots as busy and returns them, to be started; it queues the others
+// ahead of anything handed off meanwhile, as they are older. It learns
+// from the claim which channels still have due deliveries in the store:
+// those whose free slots and queue room it filled. full means it was cut
+// off by its limit (or failed). mu held.
+func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []herald.Claim, full bool) (start []herald.Claim) {
 	ls.claiming = false
 	taken := map[*lane]int{}
+	extra := map[*lane][]queued{}
+	shares := map[string]int{} // an event's deliveries queued together
 	for _, c := range claims {
-		if c.Channel != nil {
-			l := ls.laneOf(c.Channel)
-			l.busy++
-			taken[l]++
+		if c.Channel == nil {
+			start = append(start, c)
+			continue
 		}
+		l := ls.laneOf(c.Channel)
+		taken[l]++
+		if l.busy < l.max && len(extra[l]) == 0 {
+			l.busy++
+			start = append(start, c)
+			continue
+		}
+		extra[l] = append(extra[l], queued{c: c, claimed: true})
+		shares[c.Event.ID]++
+	}
+	for l, q := range extra {
+		for i := range q {
+			q[i].cost = queueCost(&q[i].c.Event, shares[q[i].c.Event.ID])
+			ls.bytes += q[i].cost
+		}
+		l.queue = append(q, l.queue...)
+		ls.waiting[l] = true
 	}
 	if !full && ls.dirtyGen <= gen {
 		ls.dirty = false
@@ -179,7 +231,7 @@ func (ls *lanes) endClaim(busy map[string]int, gen uint64, claims []herald.Claim
 		taken[l] += 0
 	}
 	for l, n := range taken {
-		free := l.max - busy[l.id]
+		free := l.max + l.claimRoom(queue) - busy[l.id]
 		switch {
 		case free <= 0: // the claim could not look
 		case n >= free:
@@ -188,6 +240,7 @@ func (ls *lanes) endClaim(busy map[string]int, gen uint64, claims []herald.Claim
 			ls.clearBacklog(l)
 		}
 	}
+	return start
 }
 
 // channel returns a channel as of the store's current config version, nil
@@ -363,8 +416,12 @@ func (d *Dispatcher) pump(l *lane) {
 		ls.bytes -= q.cost
 		c := q.c
 		l.busy++
-		d.handedOff.Add(1)
-		d.start(l, func(ctx context.Context, free func()) { d.deliverHandedOff(ctx, c, free) })
+		if q.claimed {
+			d.claimed.Add(1)
+		} else {
+			d.handedOff.Add(1)
+		}
+		d.start(l, func(ctx context.Context, free func()) { d.deliverQueued(ctx, c, free) })
 	}
 	if len(l.queue) == 0 {
 		l.queue = nil
@@ -372,9 +429,9 @@ func (d *Dispatcher) pump(l *lane) {
 	}
 }
 
-// deliverHandedOff sends with the channel as it is now: it may have
-// changed while the delivery waited.
-func (d *Dispatcher) deliverHandedOff(ctx context.Context, c herald.Claim, free func()) {
+// deliverQueued sends with the channel as it is now: it may have changed
+// while the delivery waited.
+func (d *Dispatcher) deliverQueued(ctx context.Context, c herald.Claim, free func()) {
 	ch, err := d.channel(ctx, c.Delivery.TenantID, c.Delivery.ChannelID)
 	if err != nil {
 		d.cfg.Logger.Error("read channel of a queued delivery", "delivery", c.Delivery.ID, "err", err)
