@@ -55,7 +55,8 @@ func TestSmoke(t *testing.T) {
 // testBench is the bench TestProfile and TestRepeat run, with the herald
 // command's collector settings: 20,000 events
 // (or HERALD_EVENTS), and the scenario HERALD_PROFILE_SCENARIO names
-// (default burst).
+// (default burst), on embedded SQLite or the PostgreSQL database
+// HERALD_DATABASE names.
 func testBench() (*bench, string) {
 	// As cmd/herald's main sets them: without its memory limit, a test
 	// binary misses what the collector costs near it.
@@ -73,7 +74,7 @@ func testBench() (*bench, string) {
 	if events <= 0 {
 		events = 20000
 	}
-	cfg := Config{Events: events, Backlog: 300000}.withDefaults()
+	cfg := Config{Events: events, Backlog: 300000, Database: os.Getenv("HERALD_DATABASE")}.withDefaults()
 	return &bench{cfg: cfg, data: eventData(cfg.DataBytes)}, scenario
 }
 
