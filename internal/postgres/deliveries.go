@@ -394,7 +394,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, ids []string) error {
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1)`, ids)
 	if err == nil {
-		_, err = s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
+		s.notify()
 	}
 	return mapErr(err)
 }
@@ -456,10 +456,10 @@ func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID strin
 			return err
 		}
 		n = tag.RowsAffected()
-		if n > 0 {
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel)
-		}
-		return err
+		return nil
 	})
+	if err == nil && n > 0 {
+		s.notify()
+	}
 	return int(n), err
 }

@@ -2,7 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/postgres"
@@ -20,4 +23,69 @@ func open(t *testing.T) herald.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, open, false)
+}
+
+// TestConfigVersionSharedReadsAreFresh: one process's config version reads
+// are shared by concurrent callers, yet a caller never gets a version
+// older than a change another process committed before it asked, however
+// many reads are in flight meanwhile.
+func TestConfigVersionSharedReadsAreFresh(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.PostgresDB(t)
+	a, err := postgres.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	// Keep b's reads in flight all the time.
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	for range 8 {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := b.ConfigVersion(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); load.Wait() }()
+
+	for i := range 30 {
+		now := time.Now().UTC()
+		id := fmt.Sprintf("t%d", i)
+		key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: id, Prefix: "hk_" + id, Hash: []byte(id), CreatedAt: now}
+		if err := a.CreateTenant(ctx, &herald.Tenant{ID: id, Name: "T", CreatedAt: now}, key); err != nil {
+			t.Fatal(err)
+		}
+		want, err := a.ConfigVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if v, err := b.ConfigVersion(ctx); err != nil || v < want {
+					t.Errorf("after a change another process committed, read version %d (err %v), want at least %d", v, err, want)
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }

@@ -395,6 +395,17 @@ func testBatchAtomic(t *testing.T, f *fixture) {
 	if _, err := f.s.GetEvent(f.ctx, "a", e1.ID); !errors.Is(err, herald.ErrNotFound) {
 		t.Fatal("the batch's first event was stored although the batch failed")
 	}
+	// Without keys too (a write with nothing to read first): the second
+	// event reuses a stored event's id, the database refuses it, and the
+	// first is not stored either.
+	e3, e4 := f.event("a", "x.y"), f.event("a", "x.y")
+	e4.ID = e0.ID
+	if _, err := f.s.Publish(f.ctx, []herald.Publication{{Event: e3, ChannelIDs: []string{c.ID}}, {Event: e4, ChannelIDs: []string{c.ID}}}); err == nil {
+		t.Fatal("a batch reusing a stored event's id was taken")
+	}
+	if _, err := f.s.GetEvent(f.ctx, "a", e3.ID); !errors.Is(err, herald.ErrNotFound) {
+		t.Fatal("the keyless batch's first event was stored although the batch failed")
+	}
 }
 
 func testClaims(t *testing.T, f *fixture) {
