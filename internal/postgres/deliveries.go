@@ -127,37 +127,34 @@ const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
 	// reported; once its lease has passed it ends as failed, to be retried
-	// by hand. (SQLite does this at start, being the only process.)
-	if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
-		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now); err != nil {
-		return nil, err
-	}
-	// The channels with due, unleased deliveries, oldest due first. One at
-	// its in-flight limit is passed over without reading its backlog.
-	rows, err := tx.Query(ctx, dueChannelsSQL, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
-	}
+	// by hand. (SQLite does this at start, being the only process.) Then
+	// the channels with due, unleased deliveries, oldest due first: one at
+	// its in-flight limit is passed over without reading its backlog. Both
+	// go in one round trip, as the claim's other independent statements do.
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
+		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now)
 	var due []string
 	deleted := map[string]bool{}
-	for rows.Next() {
-		var id string
-		var maxInFlight *int // nil: the channel was deleted
-		var leased int
-		if err := rows.Scan(&id, &maxInFlight, &leased); err != nil {
-			rows.Close()
-			return nil, err
+	b.Queue(dueChannelsSQL, p.Now).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			var maxInFlight *int // nil: the channel was deleted
+			var leased int
+			if err := rows.Scan(&id, &maxInFlight, &leased); err != nil {
+				return err
+			}
+			if maxInFlight == nil {
+				deleted[id] = true
+			} else if leased >= *maxInFlight {
+				continue
+			}
+			due = append(due, id)
 		}
-		if maxInFlight == nil {
-			deleted[id] = true
-		} else if leased >= *maxInFlight {
-			continue
-		}
-		due = append(due, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+		return rows.Err()
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
 	var live []string
 	for _, id := range due {
@@ -228,7 +225,7 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	for id := range locked {
 		lockedIDs = append(lockedIDs, id)
 	}
-	rows, err = tx.Query(ctx, `SELECT channel_id, count(*) FROM deliveries WHERE channel_id = ANY($1) AND lease_until > $2 GROUP BY channel_id`,
+	rows, err := tx.Query(ctx, `SELECT channel_id, count(*) FROM deliveries WHERE channel_id = ANY($1) AND lease_until > $2 GROUP BY channel_id`,
 		lockedIDs, p.Now)
 	if err != nil {
 		return nil, err
@@ -319,25 +316,25 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 		ids[i], leases[i] = c.Delivery.ID, c.LeaseUntil
 		eventIDs[c.Delivery.EventID] = true
 	}
-	if _, err := tx.Exec(ctx, `UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
-		WHERE deliveries.id = l.id`, ids, leases); err != nil {
-		return nil, err
-	}
-	for id, next := range rateNext {
-		if _, err := tx.Exec(ctx, `UPDATE channels SET rate_next_at = $1 WHERE id = $2`, next, id); err != nil {
-			return nil, err
-		}
-	}
 	evIDs := make([]string, 0, len(eventIDs))
 	for id := range eventIDs {
 		evIDs = append(evIDs, id)
 	}
-	rows, err = tx.Query(ctx, `SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, evIDs)
-	if err != nil {
-		return nil, err
+	// The leases, the rate schedules and reading the events back: one
+	// round trip.
+	b = &pgx.Batch{}
+	b.Queue(`UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
+		WHERE deliveries.id = l.id`, ids, leases)
+	for id, next := range rateNext {
+		b.Queue(`UPDATE channels SET rate_next_at = $1 WHERE id = $2`, next, id)
 	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Event, error) { return scanEvent(r) })
-	if err != nil {
+	var events []herald.Event
+	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, evIDs).Query(func(rows pgx.Rows) error {
+		var err error
+		events, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Event, error) { return scanEvent(r) })
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	byID := make(map[string]herald.Event, len(events))
