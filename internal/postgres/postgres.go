@@ -92,6 +92,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the pool.
 func (s *Store) Close() error {
+	// Notifications asked for before closing are sent: those of the
+	// deliveries a graceful stop released wake the other processes.
+	s.notes.sending.Wait()
 	s.pool.Close()
 	return nil
 }
@@ -218,6 +221,7 @@ type notifier struct {
 	mu      sync.Mutex
 	running bool // a goroutine is sending
 	pending bool // a NOTIFY was asked for since the last one began
+	sending sync.WaitGroup
 }
 
 // notify has a NOTIFY sent soon, after what the caller committed.
@@ -227,7 +231,7 @@ func (s *Store) notify() {
 	n.pending = true
 	if !n.running {
 		n.running = true
-		go s.sendNotifies()
+		n.sending.Go(s.sendNotifies)
 	}
 	n.mu.Unlock()
 }

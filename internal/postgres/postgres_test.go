@@ -89,3 +89,41 @@ func TestConfigVersionSharedReadsAreFresh(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestCloseSendsAskedNotifications: the notification of deliveries
+// released just before the store closes (a graceful stop) still reaches
+// the other processes.
+func TestCloseSendsAskedNotifications(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	db := testenv.PostgresDB(t)
+	listener, err := postgres.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan struct{}, 10)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		listener.Listen(ctx, func() { woken <- struct{}{} })
+	}()
+	defer func() {
+		cancel() // Listen gives its connection back, then the pool can close
+		<-listening
+		listener.Close()
+	}()
+	<-woken // listening
+
+	s, err := postgres.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseDeliveries(ctx, []string{"dlv_none"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	select {
+	case <-woken:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the notification asked for before Close was never sent")
+	}
+}
