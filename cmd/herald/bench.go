@@ -29,7 +29,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Backlog, "backlog", 1_000_000, "pending deliveries the backlog scenario drains")
 	fs.IntVar(&cfg.Rate, "rate", 1000, "events per second of the latency scenario")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the latency scenario publishes")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "publishers (and raw clients) at once")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 512, "publishers at once (raw keeps 64 requests in flight)")
 	fs.StringVar(&cfg.Database, "database", "", "postgres:// URL; empty runs on embedded SQLite in a temporary directory")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	// Scenarios may come before or after the flags.

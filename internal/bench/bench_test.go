@@ -54,8 +54,8 @@ func TestSmoke(t *testing.T) {
 
 // testBench is the bench TestProfile and TestRepeat run, with the herald
 // command's collector settings: 20,000 events
-// (or HERALD_EVENTS), and the scenario HERALD_PROFILE_SCENARIO names
-// (default burst), on embedded SQLite or the PostgreSQL database
+// (or HERALD_EVENTS) from the default publishers (or HERALD_CONCURRENCY),
+// and the scenario HERALD_PROFILE_SCENARIO names (default burst), on embedded SQLite or the PostgreSQL database
 // HERALD_DATABASE names.
 func testBench() (*bench, string) {
 	// As cmd/herald's main sets them: without its memory limit, a test
@@ -74,7 +74,8 @@ func testBench() (*bench, string) {
 	if events <= 0 {
 		events = 20000
 	}
-	cfg := Config{Events: events, Backlog: 300000, Database: os.Getenv("HERALD_DATABASE")}.withDefaults()
+	conc, _ := strconv.Atoi(os.Getenv("HERALD_CONCURRENCY"))
+	cfg := Config{Events: events, Backlog: 300000, Database: os.Getenv("HERALD_DATABASE"), Concurrency: conc}.withDefaults()
 	return &bench{cfg: cfg, data: eventData(cfg.DataBytes)}, scenario
 }
 
