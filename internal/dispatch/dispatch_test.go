@@ -236,3 +236,62 @@ func TestReserveWakesOnlyWhenNoSlotWill(t *testing.T) {
 		t.Fatalf("channel without a backlog: took %v, wake %v; want it taken, no wake-up", chs, wake)
 	}
 }
+
+// TestQueueFollowsSendRate: a channel's queue takes what the channel sends
+// in queueSeconds when that is more than queuePerSlot per slot, so a burst
+// to a fast channel stays queued; a channel whose requests hang keeps the
+// per-slot bound.
+func TestQueueFollowsSendRate(t *testing.T) {
+	e := &herald.Event{ID: "evt_1", TenantID: "a", Data: json.RawMessage(`{}`)}
+	// taken reserves handoffs until one is refused: how many the queue took.
+	taken := func(d *Dispatcher, ch *herald.Channel) int {
+		for n := 0; ; n++ {
+			chs, _ := d.Reserve(context.Background(), e, []string{ch.ID})
+			if chs == nil {
+				return n
+			}
+			if n > 100_000 {
+				t.Fatal("the queue took 100,000 deliveries: unbounded")
+			}
+		}
+	}
+	withLane := func(ch *herald.Channel, ended func(l *lane)) *Dispatcher {
+		d := New(Config{Local: true, Channels: oneChannel{ch}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		d.lanes.mu.Lock()
+		l := d.lanes.laneOf(ch)
+		d.lanes.clearBacklog(l)
+		d.lanes.dirty = false
+		ended(l)
+		d.lanes.mu.Unlock()
+		return d
+	}
+	t0 := time.Now()
+	one := &herald.Channel{ID: "ch_1", TenantID: "a", Enabled: true, MaxInFlight: 1}
+	idle := withLane(one, func(*lane) {})
+	if n := taken(idle, one); n != queuePerSlot {
+		t.Fatalf("a channel that has sent nothing queued %d, want %d (queuePerSlot × its one slot)", n, queuePerSlot)
+	}
+	// 1,000 requests a second for a second and a half.
+	fast := withLane(one, func(l *lane) {
+		l.since = t0
+		for i := range 1500 {
+			l.ended(t0.Add(time.Duration(i+1) * time.Millisecond))
+		}
+	})
+	if n, want := taken(fast, one), 1000*queueSeconds; n < want*9/10 || n > want*11/10 {
+		t.Fatalf("a channel sending 1,000/s queued %d, want about %d", n, want)
+	}
+	// 64 requests time out together every 2 seconds, for 10 seconds.
+	wide := &herald.Channel{ID: "ch_2", TenantID: "a", Enabled: true, MaxInFlight: 64}
+	hung := withLane(wide, func(l *lane) {
+		l.since = t0
+		for i := range 5 {
+			for range 64 {
+				l.ended(t0.Add(time.Duration(i+1) * 2 * time.Second))
+			}
+		}
+	})
+	if n := taken(hung, wide); n != queuePerSlot*64 {
+		t.Fatalf("a channel whose requests hang queued %d, want %d (queuePerSlot × 64 slots)", n, queuePerSlot*64)
+	}
+}

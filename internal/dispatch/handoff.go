@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -25,6 +26,11 @@ import (
 // queuePerClaim deliveries of a channel beyond its free slots, so a channel
 // allowed few requests in flight drains its backlog at a claim per batch
 // instead of a claim per freed slot.
+//
+// A channel may queue queuePerSlot deliveries per in-flight slot, or what
+// it sent in the last queueSeconds if that is more: a burst to a channel
+// that keeps up stays in memory, and one whose requests hang cannot take
+// the shared budget from the others.
 
 // ChannelSource reads the channels of handed-off deliveries.
 type ChannelSource interface {
@@ -36,6 +42,15 @@ type ChannelSource interface {
 const (
 	queuePerSlot   = 64       // queued deliveries per in-flight slot of a channel
 	maxQueuedBytes = 64 << 20 // memory queued across all channels (see queueCost)
+	// queueSeconds lets a channel queue what it sent in that many
+	// seconds, when that is more than queuePerSlot allows: a burst to a
+	// fast channel stays in memory instead of being claimed back from
+	// the store, while a channel whose requests hang keeps a short queue.
+	queueSeconds = 30
+	// rateWindow is the shortest time a send rate is measured over: short
+	// enough that a burst's queue grows before it overflows the
+	// queuePerSlot bound.
+	rateWindow = 100 * time.Millisecond
 	// queuePerClaim is how many deliveries a claim may queue per channel,
 	// while less than half of maxQueuedBytes is queued: the rest is
 	// left to handoffs.
@@ -88,6 +103,27 @@ type lane struct {
 	queue    []queued
 	backlog  bool
 	setGen   uint64 // gen when backlog was last turned on
+
+	// The channel's requests ended per second, measured over the last
+	// window of rateWindow or more that ended with a request; sent counts
+	// those ended since since.
+	rate  int
+	sent  int
+	since time.Time
+}
+
+// queueLimit is how many deliveries l may queue; mu held.
+func (l *lane) queueLimit() int {
+	return max(queuePerSlot*max(l.max, 1), l.rate*queueSeconds)
+}
+
+// ended counts a request of l that ended at now; mu held.
+func (l *lane) ended(now time.Time) {
+	l.sent++
+	if d := now.Sub(l.since); d >= rateWindow {
+		l.rate = int(float64(l.sent) / d.Seconds())
+		l.sent, l.since = 0, now
+	}
 }
 
 func newLanes() *lanes {
@@ -323,7 +359,7 @@ func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []
 			ls.setBacklog(l)
 			chs[i] = nil
 			wake = wake || (l.busy == 0 && len(l.queue) == 0)
-		case len(l.queue)+l.reserved >= queuePerSlot*max(l.max, 1):
+		case len(l.queue)+l.reserved >= l.queueLimit():
 			ls.setBacklog(l)
 			d.flips.Add(1)
 			chs[i] = nil
@@ -454,6 +490,7 @@ func (d *Dispatcher) freeSlot(l *lane) {
 	defer ls.mu.Unlock()
 	if l != nil {
 		l.busy--
+		l.ended(time.Now())
 		if ls.waiting[l] {
 			d.pump(l)
 		}
