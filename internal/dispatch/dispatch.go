@@ -213,7 +213,8 @@ func (d *Dispatcher) claimAndStart(ctx context.Context) (n, limit int) {
 	start := claims
 	if d.lanes != nil {
 		d.lanes.mu.Lock()
-		start = d.lanes.endClaim(p.Busy, p.Queue, gen, claims, err != nil || len(claims) == limit)
+		room := d.cfg.Concurrency - int(d.inflight.Load())
+		start = d.lanes.endClaim(p.Busy, p.Queue, gen, claims, err != nil || len(claims) == limit, room)
 	}
 	for _, c := range start {
 		var l *lane

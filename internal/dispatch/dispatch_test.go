@@ -154,16 +154,26 @@ func (r *rig) run(store herald.DeliveryStore, poll time.Duration) (stop func()) 
 type countingStore struct {
 	*sqlite.Store
 	claims atomic.Int64
+	// topUps counts claims made for a channel (of max_in_flight 1) while
+	// its queue still held deliveries: busy above its one slot, but
+	// short of the slot and the whole queue room.
+	topUps atomic.Int64
 }
 
 func (s *countingStore) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
 	s.claims.Add(1)
+	for _, b := range p.Busy {
+		if b > 1 && b < 1+p.Queue {
+			s.topUps.Add(1)
+		}
+	}
 	return s.Store.ClaimDeliveries(ctx, p)
 }
 
 // TestBacklogClaimedInBatches: a channel allowed one request in flight
 // drains a backlog in order at a claim per batch, its deliveries queued
-// beyond the free slot, rather than a claim per freed slot.
+// beyond the free slot, rather than a claim per freed slot; and its queue
+// is topped up before it runs dry, behind what it holds.
 func TestBacklogClaimedInBatches(t *testing.T) {
 	r := newRig(t, 1)
 	const n = 600
@@ -184,13 +194,17 @@ func TestBacklogClaimedInBatches(t *testing.T) {
 			t.Fatalf("%d of %d events arrived", i, n)
 		}
 	}
-	// A claim per 128 deliveries (the claim batch), each full one
-	// followed by one that looks for other channels' deliveries and finds
-	// the channel's queue going first: 9 here, and a few to spare. One
-	// per freed slot would be 600.
+	// The first claim fills the slot and the queue (128, the claim
+	// batch); each later one tops the queue up once it is down to half,
+	// taking about 65: 10 here, and a few to spare. One per freed slot
+	// would be 600.
 	if c, limit := store.claims.Load(), int64(2*(n/queuePerClaim+1)+3); c > limit {
 		t.Fatalf("%d claims for a backlog of %d, want at most %d", c, n, limit)
 	}
+	if store.topUps.Load() == 0 {
+		t.Fatalf("no claim came while the queue still held deliveries (%d claims): the channel ran dry before each", store.claims.Load())
+	}
+	t.Logf("%d claims, %d of them topping up the queue", store.claims.Load(), store.topUps.Load())
 }
 
 func must(t *testing.T, err error) {

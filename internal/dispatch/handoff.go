@@ -25,7 +25,10 @@ import (
 // A backlog is claimed into the same queues: a claim takes up to
 // queuePerClaim deliveries of a channel beyond its free slots, so a channel
 // allowed few requests in flight drains its backlog at a claim per batch
-// instead of a claim per freed slot.
+// instead of a claim per freed slot. A queue running low is topped up
+// before it runs dry, and queued deliveries keep starting while a claim
+// runs, so the channel's slots stay busy while the claim waits for the
+// writer.
 //
 // A channel may queue queuePerSlot deliveries per in-flight slot, or what
 // it sent in the last queueSeconds if that is more: a burst to a channel
@@ -74,14 +77,13 @@ type queued struct {
 // lanes counts each channel's requests in flight and queues its handed-off
 // deliveries. Its fields are guarded by mu.
 type lanes struct {
-	mu       sync.Mutex
-	byCh     map[string]*lane
-	waiting  map[*lane]bool // lanes with a queue
-	bytes    int            // memory queued or reserved (see queueCost)
-	claiming bool           // a claim counts on the busy snapshot it took
-	starved  bool           // a queue waits for a slot of the global limit
-	running  bool           // Run has begun: queues may start
-	closed   bool
+	mu      sync.Mutex
+	byCh    map[string]*lane
+	waiting map[*lane]bool // lanes with a queue
+	bytes   int            // memory queued or reserved (see queueCost)
+	starved bool           // a queue waits for a slot of the global limit
+	running bool           // Run has begun: queues may start
+	closed  bool
 
 	// gen counts changes that may leave due deliveries in the store that
 	// no claim has seen; a claim clears only what was set before it began.
@@ -103,6 +105,7 @@ type lane struct {
 	queue    []queued
 	backlog  bool
 	setGen   uint64 // gen when backlog was last turned on
+	refill   bool   // the running claim tops up the queue (beginClaim)
 
 	// The channel's requests ended per second, measured over the last
 	// window of rateWindow or more that ended with a request; sent counts
@@ -195,27 +198,30 @@ func (ls *lanes) drained() bool {
 	}
 	q := ls.claimQueue()
 	for l := range ls.backlogged {
-		if len(l.queue) == 0 && l.busy < l.max+l.claimRoom(q) {
+		if (len(l.queue) == 0 || l.wantsRefill()) && l.busy+len(l.queue) < l.max+l.claimRoom(q) {
 			return false
 		}
 	}
 	return true
 }
 
-// beginClaim stops queued deliveries from starting until endClaim and
-// returns the busy counts the claim is to respect and how many it may
-// queue per channel.
+// beginClaim returns the busy counts the claim is to respect and how many
+// it may queue per channel. A lane whose queue is long enough is left be
+// (the claim skips scanning its leased rows); one with a backlog whose
+// queue runs low counts its queue as busy and is claimed for ahead, so
+// that it does not run dry while the claim waits for the writer.
 func (ls *lanes) beginClaim() (busy map[string]int, queue int, gen uint64) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	ls.claiming = true
 	queue = ls.claimQueue()
 	busy = make(map[string]int, len(ls.byCh))
 	for id, l := range ls.byCh {
+		l.refill = false
 		switch {
+		case l.wantsRefill():
+			l.refill = true
+			busy[id] = l.busy + len(l.queue)
 		case len(l.queue) > 0:
-			// What is queued goes first: the claim leaves the channel be
-			// (and skips scanning its leased rows).
 			busy[id] = max(l.busy, l.max+queue)
 		case l.busy > 0:
 			busy[id] = l.busy
@@ -224,14 +230,21 @@ func (ls *lanes) beginClaim() (busy map[string]int, queue int, gen uint64) {
 	return busy, queue, ls.gen
 }
 
+// wantsRefill reports whether a claim should top up l's queue: it has a
+// backlog and what is queued would last less than a claim's turnaround;
+// mu held.
+func (l *lane) wantsRefill() bool {
+	return l.backlog && len(l.queue) > 0 && len(l.queue) < queuePerClaim/2
+}
+
 // endClaim counts the claimed deliveries that fit their channels' free
-// slots as busy and returns them, to be started; it queues the others
-// ahead of anything handed off meanwhile, as they are older. It learns
-// from the claim which channels still have due deliveries in the store:
-// those whose free slots and queue room it filled. full means it was cut
-// off by its limit (or failed). mu held.
-func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []herald.Claim, full bool) (start []herald.Claim) {
-	ls.claiming = false
+// slots, and room more in flight across channels, as busy and returns
+// them, to be started. It queues the others ahead of anything handed off
+// meanwhile, as they are older, but behind what a topped-up queue held.
+// It learns from the claim which channels still have due deliveries in
+// the store: those whose free slots and queue room it filled. full means
+// it was cut off by its limit (or failed). mu held.
+func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []herald.Claim, full bool, room int) (start []herald.Claim) {
 	taken := map[*lane]int{}
 	extra := map[*lane][]queued{}
 	shares := map[string]int{} // an event's deliveries queued together
@@ -242,8 +255,9 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 		}
 		l := ls.laneOf(c.Channel)
 		taken[l]++
-		if l.busy < l.max && len(extra[l]) == 0 {
+		if l.busy < l.max && len(extra[l]) == 0 && !l.refill && room > 0 {
 			l.busy++
+			room--
 			start = append(start, c)
 			continue
 		}
@@ -255,7 +269,11 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 			q[i].cost = queueCost(&q[i].c.Event, shares[q[i].c.Event.ID])
 			ls.bytes += q[i].cost
 		}
-		l.queue = append(q, l.queue...)
+		if l.refill {
+			l.queue = append(l.queue, q...)
+		} else {
+			l.queue = append(q, l.queue...)
+		}
 		ls.waiting[l] = true
 	}
 	if !full && ls.dirtyGen <= gen {
@@ -438,7 +456,7 @@ func (d *Dispatcher) pumpAll() {
 // have free slots; mu held.
 func (d *Dispatcher) pump(l *lane) {
 	ls := d.lanes
-	if ls.claiming || ls.closed || !ls.running {
+	if ls.closed || !ls.running {
 		return
 	}
 	for len(l.queue) > 0 && l.busy < l.max {
