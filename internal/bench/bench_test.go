@@ -53,10 +53,10 @@ func TestSmoke(t *testing.T) {
 }
 
 // testBench is the bench TestProfile and TestRepeat run, with the herald
-// command's collector settings: 20,000 events
-// (or HERALD_EVENTS) from the default publishers (or HERALD_CONCURRENCY),
-// and the scenario HERALD_PROFILE_SCENARIO names (default burst), on embedded SQLite or the PostgreSQL database
-// HERALD_DATABASE names.
+// command's collector settings: 20,000 events (or HERALD_EVENTS) from the
+// default publishers (or HERALD_CONCURRENCY), and the scenario
+// HERALD_PROFILE_SCENARIO names (default burst), on embedded SQLite or the
+// PostgreSQL database HERALD_DATABASE names.
 func testBench() (*bench, string) {
 	// As cmd/herald's main sets them: without its memory limit, a test
 	// binary misses what the collector costs near it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -38,7 +39,7 @@ func (s *heldStore) CompleteDeliveries(ctx context.Context, cs []herald.Completi
 // instead of running ahead of it (each waiting send holds a goroutine and
 // its stack). Once the store catches up, everything arrives exactly once.
 func TestSendingWaitsForResults(t *testing.T) {
-	r := newRig(t, 4)
+	r := newRig(t, 4, 0)
 	store := &heldStore{Store: r.st, open: make(chan struct{})}
 	const n = 3 * maxCompletionBatch
 	r.backlog(t, n)
@@ -89,7 +90,9 @@ type rig struct {
 	got atomic.Int64
 }
 
-func newRig(t *testing.T, maxInFlight int) *rig {
+// newRig makes a store with one channel allowed maxInFlight requests, to
+// a receiver that takes at least delay to answer.
+func newRig(t *testing.T, maxInFlight int, delay time.Duration) *rig {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -99,6 +102,7 @@ func newRig(t *testing.T, maxInFlight int) *rig {
 	t.Cleanup(func() { st.Close() })
 	r := &rig{st: st, ids: make(chan string, 10000)}
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(delay)
 		var p struct{ ID string }
 		if err := json.NewDecoder(req.Body).Decode(&p); err == nil {
 			r.ids <- p.ID
@@ -175,7 +179,10 @@ func (s *countingStore) ClaimDeliveries(ctx context.Context, p herald.ClaimParam
 // beyond the free slot, rather than a claim per freed slot; and its queue
 // is topped up before it runs dry, behind what it holds.
 func TestBacklogClaimedInBatches(t *testing.T) {
-	r := newRig(t, 1)
+	// A receiver that answers in 200 µs drains half a queue in about
+	// 13 ms: time for the loop to see it run low and claim, even on a
+	// busy machine (an instant one could drain it before the loop runs).
+	r := newRig(t, 1, 200*time.Microsecond)
 	const n = 600
 	want := r.backlog(t, n)
 	store := &countingStore{Store: r.st}
@@ -307,5 +314,28 @@ func TestQueueFollowsSendRate(t *testing.T) {
 	})
 	if n := taken(hung, wide); n != queuePerSlot*64 {
 		t.Fatalf("a channel whose requests hang queued %d, want %d (queuePerSlot × 64 slots)", n, queuePerSlot*64)
+	}
+}
+
+// TestClaimKeepsGlobalLimit: queued deliveries keep starting while a claim
+// runs, so when it ends the global limit may have less room than when it
+// began; what does not fit is queued, not started.
+func TestClaimKeepsGlobalLimit(t *testing.T) {
+	ls := newLanes()
+	ch := &herald.Channel{ID: "ch_1", TenantID: "a", Enabled: true, MaxInFlight: 4}
+	var claims []herald.Claim
+	for i := range 4 {
+		id := fmt.Sprintf("dlv_%d", i)
+		claims = append(claims, herald.Claim{Channel: ch, Delivery: herald.Delivery{ID: id}, Event: herald.Event{ID: "evt_" + id}})
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	start := ls.endClaim(map[string]int{}, 0, ls.gen, claims, false, 1)
+	l := ls.byCh[ch.ID]
+	if len(start) != 1 || len(l.queue) != 3 || l.busy != 1 {
+		t.Fatalf("room for 1 more in flight: started %d, queued %d, busy %d; want 1, 3, 1", len(start), len(l.queue), l.busy)
+	}
+	if l.queue[0].c.Delivery.ID != "dlv_1" {
+		t.Fatalf("queued first %s, want dlv_1: claims keep their order", l.queue[0].c.Delivery.ID)
 	}
 }

@@ -503,12 +503,13 @@ func (d *Dispatcher) deliverQueued(ctx context.Context, c herald.Claim, free fun
 // freeSlot ends a request of lane l (nil for a deleted channel's) and
 // starts what waited for it.
 func (d *Dispatcher) freeSlot(l *lane) {
+	now := time.Now() // read outside the lock every request ends under
 	ls := d.lanes
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if l != nil {
 		l.busy--
-		l.ended(time.Now())
+		l.ended(now)
 		if ls.waiting[l] {
 			d.pump(l)
 		}
