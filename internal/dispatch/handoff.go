@@ -54,10 +54,12 @@ const (
 	// enough that a burst's queue grows before it overflows the
 	// queuePerSlot bound.
 	rateWindow = 100 * time.Millisecond
-	// queuePerClaim is how many deliveries a claim may queue per channel,
+	// queuePerClaim is how many deliveries claims may queue per channel,
 	// while less than half of maxQueuedBytes is queued: the rest is
-	// left to handoffs.
-	queuePerClaim = 128
+	// left to handoffs. With 128 a channel of 64 slots ran its queue dry
+	// between claims while the writer was busy; 512 drains a backlog
+	// 1.6 times as fast (docs/BENCHMARKS.md).
+	queuePerClaim = 512
 )
 
 // queueCost is the memory a queued delivery holds: its claim, and its
