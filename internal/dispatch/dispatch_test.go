@@ -202,10 +202,9 @@ func TestBacklogClaimedInBatches(t *testing.T) {
 		}
 	}
 	// A claim takes at most a batch (128, Config.ClaimBatch's default),
-	// and a lane may queue up to queuePerClaim beyond its slot: five full
-	// claims carry the backlog, each topping up a queue that still holds
-	// some, with an empty one whenever the queue is long enough; 7 here,
-	// and a few to spare. One per freed slot would be 600.
+	// so the backlog needs five; top-ups come while the queue still holds
+	// some, so a few more come back short: 7 here, and room to spare.
+	// One per freed slot would be 600.
 	const batch = 128
 	if c, limit := store.claims.Load(), int64(2*(n/batch+1)+3); c > limit {
 		t.Fatalf("%d claims for a backlog of %d, want at most %d", c, n, limit)

@@ -22,7 +22,7 @@ import (
 // backlog on; a claim that finds the channel's due deliveries all taken
 // turns it off.
 //
-// A backlog is claimed into the same queues: a claim takes up to
+// A backlog is claimed into the same queues: claims may queue up to
 // queuePerClaim deliveries of a channel beyond its free slots, so a channel
 // allowed few requests in flight drains its backlog at a claim per batch
 // instead of a claim per freed slot. A queue running low is topped up
@@ -58,7 +58,7 @@ const (
 	// while less than half of maxQueuedBytes is queued: the rest is
 	// left to handoffs. With 128 a channel of 64 slots ran its queue dry
 	// between claims while the writer was busy; 512 drains a backlog
-	// 1.6 times as fast (docs/BENCHMARKS.md).
+	// about 1.6 times as fast (docs/BENCHMARKS.md).
 	queuePerClaim = 512
 )
 
