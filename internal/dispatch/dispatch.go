@@ -26,7 +26,7 @@ type Config struct {
 	PollInterval time.Duration
 	// Concurrency bounds requests in flight across all channels.
 	Concurrency int
-	// ClaimBatch bounds one claim.
+	// ClaimBatch bounds one claim (defaultClaimBatch if not set).
 	ClaimBatch int
 	// LeaseSlack is added to a channel's timeout to make a lease.
 	LeaseSlack time.Duration
@@ -88,7 +88,7 @@ func New(cfg Config) *Dispatcher {
 		cfg.Concurrency = 512
 	}
 	if cfg.ClaimBatch <= 0 {
-		cfg.ClaimBatch = 128
+		cfg.ClaimBatch = defaultClaimBatch
 	}
 	if cfg.LeaseSlack <= 0 {
 		cfg.LeaseSlack = 30 * time.Second
@@ -187,6 +187,9 @@ func (d *Dispatcher) waitForWork(ctx context.Context, tick <-chan time.Time) {
 // timeoutSettle is how long a slot whose request timed out stays taken
 // after the result is stored.
 const timeoutSettle = 20 * time.Millisecond
+
+// defaultClaimBatch is Config.ClaimBatch when it is not set.
+const defaultClaimBatch = 128
 
 // freedDebounce is how long the loop lets finished requests accumulate
 // before claiming for their slots.

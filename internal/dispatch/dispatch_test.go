@@ -201,12 +201,11 @@ func TestBacklogClaimedInBatches(t *testing.T) {
 			t.Fatalf("%d of %d events arrived", i, n)
 		}
 	}
-	// A claim takes at most a batch (128, Config.ClaimBatch's default),
-	// so the backlog needs five; top-ups come while the queue still holds
-	// some, so a few more come back short: 7 here, and room to spare.
-	// One per freed slot would be 600.
-	const batch = 128
-	if c, limit := store.claims.Load(), int64(2*(n/batch+1)+3); c > limit {
+	// A claim takes at most a batch (128 by default), so the backlog
+	// needs five; top-ups come while the queue still holds some, so a few
+	// more come back short: 7 here, and room to spare. One per freed slot
+	// would be 600.
+	if c, limit := store.claims.Load(), int64(2*(n/defaultClaimBatch+1)+3); c > limit {
 		t.Fatalf("%d claims for a backlog of %d, want at most %d", c, n, limit)
 	}
 	if store.topUps.Load() == 0 {
