@@ -70,8 +70,12 @@ func queueCost(e *herald.Event, shares int) int {
 }
 
 // queued is a delivery waiting for a slot: handed off, or claimed.
+//
+// It holds the claim by pointer: a burst's queue holds tens of thousands,
+// and as values (400 bytes each) growing and prepending to it copied
+// megabytes at a time.
 type queued struct {
-	c       herald.Claim
+	c       *herald.Claim
 	cost    int
 	claimed bool
 }
@@ -250,9 +254,10 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 	taken := map[*lane]int{}
 	extra := map[*lane][]queued{}
 	shares := map[string]int{} // an event's deliveries queued together
-	for _, c := range claims {
+	for i := range claims {
+		c := &claims[i]
 		if c.Channel == nil {
-			start = append(start, c)
+			start = append(start, *c)
 			continue
 		}
 		l := ls.laneOf(c.Channel)
@@ -260,7 +265,7 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 		if l.busy < l.max && len(extra[l]) == 0 && !l.refill && room > 0 {
 			l.busy++
 			room--
-			start = append(start, c)
+			start = append(start, *c)
 			continue
 		}
 		extra[l] = append(extra[l], queued{c: c, claimed: true})
@@ -425,7 +430,8 @@ func (d *Dispatcher) Handoff(claims []herald.Claim) {
 	}
 	var release []string
 	ls.mu.Lock()
-	for _, c := range claims {
+	for i := range claims {
+		c := &claims[i]
 		l := ls.byCh[c.Channel.ID]
 		l.reserved--
 		cost := queueCost(&c.Event, shares[c.Event.ID])
@@ -477,7 +483,7 @@ func (d *Dispatcher) pump(l *lane) {
 		} else {
 			d.handedOff.Add(1)
 		}
-		d.start(l, func(ctx context.Context, free func()) { d.deliverQueued(ctx, c, free) })
+		d.start(l, func(ctx context.Context, free func()) { d.deliverQueued(ctx, *c, free) })
 	}
 	if len(l.queue) == 0 {
 		l.queue = nil
