@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -18,7 +19,14 @@ import (
 // a transaction), the claim that leases it and the completion that records
 // its attempt. Synchronous NORMAL keeps the disk's flush out of the number,
 // so it shows SQLite's work alone. One op is one delivery.
-func BenchmarkDeliveryLife(b *testing.B) {
+func BenchmarkDeliveryLife(b *testing.B) { benchmarkDeliveryLife(b, false) }
+
+// BenchmarkDeliveryLifeSingles is BenchmarkDeliveryLife with each event
+// published on its own, by ten publishers at once: as a burst of
+// single-event requests publishes.
+func BenchmarkDeliveryLifeSingles(b *testing.B) { benchmarkDeliveryLife(b, true) }
+
+func benchmarkDeliveryLife(b *testing.B, singles bool) {
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -63,7 +71,7 @@ func BenchmarkDeliveryLife(b *testing.B) {
 			pubs[i] = herald.Publication{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "t", Type: "order.completed",
 				Source: "shop", OccurredAt: now, Data: data, CreatedAt: now}, ChannelIDs: []string{ch.ID}}
 		}
-		if _, err := s.Publish(ctx, pubs); err != nil {
+		if err := publish(ctx, s, pubs, singles); err != nil {
 			b.Fatal(err)
 		}
 		claims, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: now.Add(time.Second), Limit: per, LeaseSlack: 30 * time.Second})
@@ -81,4 +89,25 @@ func BenchmarkDeliveryLife(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// publish stores pubs in one call, or with singles each in its own, all
+// at once.
+func publish(ctx context.Context, s *sqlite.Store, pubs []herald.Publication, singles bool) error {
+	if !singles {
+		_, err := s.Publish(ctx, pubs)
+		return err
+	}
+	errs := make(chan error, len(pubs))
+	for i := range pubs {
+		go func() {
+			_, err := s.Publish(ctx, pubs[i:i+1])
+			errs <- err
+		}()
+	}
+	var err error
+	for range pubs {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }

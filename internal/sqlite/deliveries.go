@@ -370,24 +370,20 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 		write = s.writeLoose
 	}
 	return write(ctx, func(tx *wtx) error {
-		ins, err := tx.Prepare(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
-			error_class, error, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return err
-		}
 		upd, err := tx.Prepare(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
 			last_error = ?, last_status = ?, updated_at = ? WHERE id = ?`)
 		if err != nil {
 			return err
 		}
+		// The attempts go in together, several to a statement (rows.go).
+		attempts := rows{ins: attemptRows}
+		defer attempts.reset()
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery
 			// A completion without an attempt ends a delivery whose channel went away.
 			if a.ID != "" {
-				if _, err := ins.Exec(a.ID, d.ID, d.TenantID, a.Number, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody,
-					a.ErrorClass, a.Error, a.Trigger); err != nil {
-					return fmt.Errorf("insert attempt: %w", err)
-				}
+				attempts.args = append(attempts.args, a.ID, d.ID, d.TenantID, a.Number, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody,
+					a.ErrorClass, a.Error, a.Trigger)
 			}
 			if _, err := upd.Exec(string(d.Status), d.Attempts, nullTS(d.NextAttemptAt), d.LastError, d.LastStatus, ts(d.UpdatedAt), d.ID); err != nil {
 				return fmt.Errorf("update delivery: %w", err)
@@ -411,6 +407,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 					return err
 				}
 			}
+		}
+		if err := attempts.insert(tx); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
 		}
 		return nil
 	})

@@ -12,16 +12,25 @@ import (
 
 // Publish writes events and their deliveries in one transaction.
 func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, error) {
+	op, results := publishOp(pubs)
+	if err := s.queue(ctx, op); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// publishOp is the write of Publish, and the results it fills.
+func publishOp(pubs []herald.Publication) (writeOp, []herald.PublishResult) {
 	results := make([]herald.PublishResult, len(pubs))
 	// One event fails only when the database does; a batch may refuse a
-	// reused idempotency key after writing the events before it.
-	write := s.write
-	if len(pubs) == 1 {
-		write = s.writeBare
-	}
-	err := write(ctx, func(tx *wtx) error {
+	// reused idempotency key after writing the events before it. One
+	// event without a key reads nothing, so its rows may wait to be
+	// inserted with other publishes' (rows.go).
+	bare := len(pubs) == 1
+	gather := bare && pubs[0].Event.IdempotencyKey == ""
+	return writeOp{bare: bare, gather: gather, done: make(chan error, 1), fn: func(tx *wtx) error {
 		for i := range pubs {
-			r, err := publishOne(tx, &pubs[i])
+			r, err := publishOne(tx, &pubs[i], gather)
 			if err != nil {
 				return err
 			}
@@ -32,14 +41,12 @@ func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]heral
 			results[i] = r
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return results, nil
+	}}, results
 }
 
-func publishOne(tx *wtx, p *herald.Publication) (herald.PublishResult, error) {
+// publishOne writes p; with gather, its rows may wait in tx to be
+// inserted with others.
+func publishOne(tx *wtx, p *herald.Publication, gather bool) (herald.PublishResult, error) {
 	e := &p.Event
 	if e.IdempotencyKey != "" {
 		var hash []byte
@@ -63,17 +70,17 @@ func publishOne(tx *wtx, p *herald.Publication) (herald.PublishResult, error) {
 			}
 		}
 	}
-	if _, err := tx.Exec(`INSERT INTO events(id, tenant_id, type, source, occurred_at, data, idempotency_key, created_at) VALUES (?,?,?,?,?,?,?,?)`,
-		e.ID, e.TenantID, e.Type, e.Source, ts(e.OccurredAt), []byte(e.Data), e.IdempotencyKey, ts(e.CreatedAt)); err != nil {
-		return herald.PublishResult{}, err
-	}
+	g := tx.gather()
+	created := ts(e.CreatedAt)
+	g.events.args = append(g.events.args, e.ID, e.TenantID, e.Type, e.Source, ts(e.OccurredAt), []byte(e.Data), e.IdempotencyKey, created)
 	r := herald.PublishResult{EventID: e.ID, Suppressed: p.Suppressed}
 	if !p.Suppressed {
 		manual := 0
-		var lease, next any = nil, ts(e.CreatedAt)
+		var lease, next any = nil, created
 		if p.LeaseUntil != nil {
 			manual, lease, next = 1, ts(*p.LeaseUntil), nil
 		}
+		r.DeliveryIDs = make([]string, len(p.ChannelIDs))
 		for i, ch := range p.ChannelIDs {
 			id := herald.NewID(herald.PrefixDelivery, e.CreatedAt)
 			lease := lease
@@ -82,17 +89,19 @@ func publishOne(tx *wtx, p *herald.Publication) (herald.PublishResult, error) {
 				// sends it; leased meanwhile, so no claim does.
 				lease = ts(p.HandoffLease)
 			}
-			if _, err := tx.Exec(`INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, manual, next_attempt_at, lease_until, created_at, updated_at)
-				VALUES (?,?,?,?,?,'pending',?,?,?,?,?)`, id, e.TenantID, e.ID, e.Type, ch, manual, next, lease, ts(e.CreatedAt), ts(e.CreatedAt)); err != nil {
-				return r, err
-			}
-			r.DeliveryIDs = append(r.DeliveryIDs, id)
+			g.deliveries.args = append(g.deliveries.args, id, e.TenantID, e.ID, e.Type, ch, manual, next, lease, created, created)
+			r.DeliveryIDs[i] = id
 		}
 		r.Deliveries = len(p.ChannelIDs)
 	}
+	if !gather || len(g.events.args) >= maxGathered*g.events.ins.cols {
+		if err := tx.insertGathered(); err != nil {
+			return r, err
+		}
+	}
 	if e.IdempotencyKey != "" {
 		if _, err := tx.Exec(`INSERT INTO idempotency_keys(tenant_id, key, request_hash, event_id, deliveries, suppressed, created_at) VALUES (?,?,?,?,?,?,?)`,
-			e.TenantID, e.IdempotencyKey, p.RequestHash, e.ID, r.Deliveries, b2i(r.Suppressed), ts(e.CreatedAt)); err != nil {
+			e.TenantID, e.IdempotencyKey, p.RequestHash, e.ID, r.Deliveries, b2i(r.Suppressed), created); err != nil {
 			return r, err
 		}
 	}

@@ -214,23 +214,21 @@ func (s *Store) Ping(ctx context.Context) error {
 // whatever the caller's context does, so the answer always matches what is
 // stored.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
-	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1)})
+	return s.queue(ctx, writeOp{fn: fn})
 }
 
 // writeLoose is write for what only the delivery loop relies on: it is
 // answered at commit, without waiting for the flush, and fn is bare
 // (writer.go).
 func (s *Store) writeLoose(ctx context.Context, fn func(tx *wtx) error) error {
-	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), loose: true, bare: true})
+	return s.queue(ctx, writeOp{fn: fn, loose: true, bare: true})
 }
 
-// writeBare is write for fn that fails only when the database does: it
-// runs without a savepoint of its own (writer.go).
-func (s *Store) writeBare(ctx context.Context, fn func(tx *wtx) error) error {
-	return s.queue(ctx, writeOp{fn: fn, done: make(chan error, 1), bare: true})
-}
-
+// queue queues op and waits for its answer.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
+	if op.done == nil {
+		op.done = make(chan error, 1)
+	}
 	select {
 	case s.ops <- op:
 	case <-ctx.Done():

@@ -19,6 +19,7 @@ type wtx struct {
 	tx    *sql.Tx
 	s     *Store
 	bound map[string]*sql.Stmt
+	rows  *gathered // publishes' rows not yet inserted (rows.go)
 }
 
 // stmt returns q prepared on the writer. The writer pool has a second

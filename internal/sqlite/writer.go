@@ -60,6 +60,9 @@ type writeOp struct {
 	loose bool
 	// bare ops run without a savepoint (see above).
 	bare bool
+	// gather ops (bare too) may leave their rows in the transaction, to
+	// be inserted with the next ops' (rows.go).
+	gather bool
 }
 
 // group is the transaction gathering operations.
@@ -146,6 +149,12 @@ func (s *Store) run(g *group, op writeOp) *group {
 		}
 		g = &group{w: &wtx{tx: tx, s: s}}
 	}
+	if !op.gather {
+		if err := g.w.insertGathered(); err != nil {
+			s.abandon(g, op, fmt.Errorf("%w: %v", herald.ErrUnavailable, err))
+			return nil
+		}
+	}
 	if err := apply(g.w, op); err != nil {
 		if op.bare {
 			s.abandon(g, op, err)
@@ -191,6 +200,11 @@ func (s *Store) abandon(g *group, op writeOp, err error) {
 func (s *Store) commitGroup(g *group) bool {
 	if len(g.ops) == 0 {
 		_ = g.w.tx.Rollback()
+		return false
+	}
+	if err := g.w.insertGathered(); err != nil {
+		_ = g.w.tx.Rollback()
+		s.answer(g, fmt.Errorf("%w: insert: %v", herald.ErrUnavailable, err))
 		return false
 	}
 	if err := g.w.tx.Commit(); err != nil {

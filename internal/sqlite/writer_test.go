@@ -271,3 +271,85 @@ func TestPageCacheSize(t *testing.T) {
 		}
 	}
 }
+
+// TestGatheredPublishes: single-event publishes without a key leave
+// their rows gathered in the transaction (rows.go). What runs after them
+// in the transaction reads them; a gathered row that fails to insert
+// fails every write of its transaction, and none of its rows is stored.
+func TestGatheredPublishes(t *testing.T) {
+	s, hold, flushes := heldFlushes(t)
+	ctx := context.Background()
+	now := time.Now()
+	go func() { hold <- struct{}{} }() // the tenant's flush
+	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "acme", Name: "Acme", CreatedAt: now},
+		&herald.APIKey{ID: "key_1", TenantID: "acme", Prefix: "p", Hash: []byte("h"), CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(id string) writeOp {
+		op, _ := publishOp([]herald.Publication{{
+			Event:      herald.Event{ID: id, TenantID: "acme", Type: "order.completed", Source: "shop", OccurredAt: now, Data: []byte(`{}`), CreatedAt: now},
+			ChannelIDs: []string{"ch_1", "ch_2"},
+		}})
+		if !op.gather {
+			t.Fatal("a single publish without a key is not gathered")
+		}
+		return op
+	}
+	// Each part starts with a write held in its flush, so the writes
+	// after it share the next transaction.
+	held := func(id string, flush int32) writeOp {
+		op := publish(id)
+		s.ops <- op
+		for flushes.Load() < flush {
+			time.Sleep(time.Millisecond)
+		}
+		return op
+	}
+
+	a := held("evt_a", 2)
+	var events, deliveries int
+	count := writeOp{done: make(chan error, 1), fn: func(tx *wtx) error {
+		if err := tx.QueryRow(`SELECT count(*) FROM events WHERE id LIKE 'evt_b%'`).Scan(&events); err != nil {
+			return err
+		}
+		return tx.QueryRow(`SELECT count(*) FROM deliveries WHERE event_id LIKE 'evt_b%'`).Scan(&deliveries)
+	}}
+	ops := []writeOp{publish("evt_b1"), publish("evt_b2"), publish("evt_b3"), count}
+	for _, op := range ops {
+		s.ops <- op
+	}
+	hold <- struct{}{} // a's flush
+	hold <- struct{}{} // the next transaction's
+	for _, op := range append(ops, a) {
+		if err := <-op.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if events != 3 || deliveries != 6 {
+		t.Fatalf("a write after three gathered publishes read %d events and %d deliveries, want 3 and 6", events, deliveries)
+	}
+
+	// evt_c gathers with a publish reusing evt_a's id, which cannot be
+	// inserted: both are refused and neither is stored.
+	d := held("evt_d", 4)
+	c, dup := publish("evt_c"), publish("evt_a")
+	s.ops <- c
+	s.ops <- dup
+	hold <- struct{}{} // d's flush
+	if err := <-d.done; err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]writeOp{"evt_c": c, "the reused id": dup} {
+		if err := <-op.done; !errors.Is(err, herald.ErrUnavailable) {
+			t.Errorf("%s, gathered with a row that failed, answered %v; want ErrUnavailable", name, err)
+		}
+	}
+	close(hold)
+	var n int
+	if err := s.r.QueryRow(`SELECT count(*) FROM deliveries WHERE event_id = 'evt_c'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEvent(ctx, "acme", "evt_c"); n != 0 || err == nil {
+		t.Fatalf("evt_c stored (%d deliveries) though its transaction failed", n)
+	}
+}
