@@ -267,18 +267,34 @@ type task struct {
 func (d *Dispatcher) work(t task) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
-	for {
+	for ok := true; ok; t, ok = d.next(idle) {
 		d.run(t)
-		idle.Reset(workerIdle)
-		select {
-		case t = <-d.tasks:
-		case <-idle.C:
-			return
-		case <-d.workCtx.Done():
-			return
-		}
 	}
 }
+
+// idleStack is what a waiting worker keeps of its stack in use: the
+// collector halves the stack of a goroutine that uses less than a quarter
+// of it, and a worker's next request then grew it back, copying it.
+const idleStack = 8 << 10
+
+// next waits for a task for a worker; false when the worker is to end.
+//
+//go:noinline
+func (d *Dispatcher) next(idle *time.Timer) (task, bool) {
+	var hold [idleStack]byte
+	keepStack(&hold)
+	idle.Reset(workerIdle)
+	select {
+	case t := <-d.tasks:
+		return t, true
+	case <-idle.C:
+	case <-d.workCtx.Done():
+	}
+	return task{}, false
+}
+
+//go:noinline
+func keepStack(*[idleStack]byte) {}
 
 // run runs t; its slot is freed when fn calls free, or when fn returns.
 func (d *Dispatcher) run(t task) {
