@@ -77,8 +77,14 @@ type gathered struct {
 	events, deliveries rows
 }
 
-// maxGathered is how many events' rows wait before being written.
-const maxGathered = 64
+// maxGathered is how many rows, of both tables, may wait before being
+// written.
+const maxGathered = 128
+
+// rows counts the gathered rows.
+func (g *gathered) rows() int {
+	return len(g.events.args)/g.events.ins.cols + len(g.deliveries.args)/g.deliveries.ins.cols
+}
 
 func (t *wtx) gather() *gathered {
 	if t.rows == nil {
