@@ -399,9 +399,10 @@ func (h *herald) do(method, path, key string, in, out any) error {
 }
 
 // channel creates a channel to the receiver's path, subscribed to
-// order.completed, and returns its secret.
+// order.completed, and returns its secret. It has Herald's defaults, as a
+// user's channel would, but for what extra sets.
 func (h *herald) channel(url string, extra map[string]any) (string, error) {
-	body := map[string]any{"name": url, "url": url, "max_in_flight": 64}
+	body := map[string]any{"name": url, "url": url}
 	for k, v := range extra {
 		body[k] = v
 	}
