@@ -376,7 +376,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 			return err
 		}
 		// The attempts go in together, several to a statement (rows.go).
-		attempts := rows{ins: attemptRows}
+		attempts := rowBatch{ins: attemptRows}
 		defer attempts.reset()
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery

@@ -94,7 +94,7 @@ func publishOne(tx *wtx, p *herald.Publication, gather bool) (herald.PublishResu
 		}
 		r.Deliveries = len(p.ChannelIDs)
 	}
-	if !gather || g.rows() >= maxGathered {
+	if !gather || g.count() >= maxGathered {
 		if err := tx.insertGathered(); err != nil {
 			return r, err
 		}

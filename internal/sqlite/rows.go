@@ -40,15 +40,15 @@ var (
 		`(?,?,?,?,?,'pending',?,?,?,?,?)`)
 )
 
-// rows are the gathered rows of one table.
-type rows struct {
+// rowBatch is the gathered rows of one table.
+type rowBatch struct {
 	ins  *rowInsert
 	args []any
 }
 
 // insert writes the gathered rows; they are gone from r whether it
 // succeeds or not.
-func (r *rows) insert(tx *wtx) error {
+func (r *rowBatch) insert(tx *wtx) error {
 	args := r.args
 	defer r.reset()
 	for len(args) > 0 {
@@ -67,42 +67,42 @@ func (r *rows) insert(tx *wtx) error {
 }
 
 // reset drops the gathered rows.
-func (r *rows) reset() {
+func (r *rowBatch) reset() {
 	clear(r.args) // let the rows' data go
 	r.args = r.args[:0]
 }
 
 // gathered is what the transaction holds of publishes' rows.
 type gathered struct {
-	events, deliveries rows
+	events, deliveries rowBatch
 }
 
 // maxGathered is how many rows, of both tables, may wait before being
 // written.
 const maxGathered = 128
 
-// rows counts the gathered rows.
-func (g *gathered) rows() int {
+// count is how many rows are gathered.
+func (g *gathered) count() int {
 	return len(g.events.args)/g.events.ins.cols + len(g.deliveries.args)/g.deliveries.ins.cols
 }
 
 func (t *wtx) gather() *gathered {
-	if t.rows == nil {
-		t.rows = &gathered{events: rows{ins: eventRows}, deliveries: rows{ins: deliveryRows}}
+	if t.gathered == nil {
+		t.gathered = &gathered{events: rowBatch{ins: eventRows}, deliveries: rowBatch{ins: deliveryRows}}
 	}
-	return t.rows
+	return t.gathered
 }
 
 // insertGathered writes the gathered rows, events first; none are left
 // gathered, whether it succeeds or not.
 func (t *wtx) insertGathered() error {
-	if t.rows == nil {
+	g := t.gathered
+	if g == nil {
 		return nil
 	}
-	err := t.rows.events.insert(t)
-	if err != nil {
-		t.rows.deliveries.reset()
+	if err := g.events.insert(t); err != nil {
+		g.deliveries.reset()
 		return err
 	}
-	return t.rows.deliveries.insert(t)
+	return g.deliveries.insert(t)
 }

@@ -16,10 +16,10 @@ import (
 // allocates and locks; a transaction runs the same few statements for
 // each of its operations).
 type wtx struct {
-	tx    *sql.Tx
-	s     *Store
-	bound map[string]*sql.Stmt
-	rows  *gathered // publishes' rows not yet inserted (rows.go)
+	tx       *sql.Tx
+	s        *Store
+	bound    map[string]*sql.Stmt
+	gathered *gathered // publishes' rows not yet inserted (rows.go)
 }
 
 // stmt returns q prepared on the writer. The writer pool has a second
