@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,4 +340,48 @@ func TestClaimKeepsGlobalLimit(t *testing.T) {
 	if l.queue[0].c.Delivery.ID != "dlv_1" {
 		t.Fatalf("queued first %s, want dlv_1: claims keep their order", l.queue[0].c.Delivery.ID)
 	}
+}
+
+// goroutineID is the calling goroutine's id, from its stack's header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// alive says whether goroutine id still exists.
+func alive(id string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Contains(string(buf), "goroutine "+id+" [")
+}
+
+// TestWorkersWaitForTheNext: a request started while a worker waits runs
+// on that worker, not on a new goroutine; and waiting workers end when
+// the dispatcher stops, not workerIdle later.
+func TestWorkersWaitForTheNext(t *testing.T) {
+	d := New(Config{})
+	ran := make(chan string)
+	task := func(context.Context, func()) { ran <- goroutineID() }
+	d.start(nil, task)
+	first := <-ran
+	// The worker waits once its task has returned and freed its slot.
+	for d.inflight.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // into its wait for the next
+	d.start(nil, task)
+	if second := <-ran; second != first {
+		t.Fatalf("the second request ran on goroutine %s, not on the waiting worker %s", second, first)
+	}
+	d.cancelWork() // as Run does when it returns
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(first) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %s still waits 2 s after the dispatcher stopped", first)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.wg.Wait()
 }
