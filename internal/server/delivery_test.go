@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,32 +112,20 @@ func statusFromPath(n int, w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(code)
 }
 
-// pathReceiver records the path of every request, so one receiver can stand
-// for several channels.
-type pathReceiver struct {
-	*receiver
-	mu    sync.Mutex
-	paths []string
-}
+// pathReceiver is a receiver whose requests are told apart by path, so one
+// receiver can stand for several channels.
+type pathReceiver struct{ *receiver }
 
 func newPathReceiver(t *testing.T, handler func(n int, w http.ResponseWriter, r *http.Request)) *pathReceiver {
-	pr := &pathReceiver{}
-	pr.receiver = newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		pr.mu.Lock()
-		pr.paths = append(pr.paths, r.URL.Path)
-		pr.mu.Unlock()
-		handler(n, w, r)
-	})
-	return pr
+	return &pathReceiver{newReceiver(t, handler)}
 }
 
-// hits counts the requests that arrived on path p.
+// hits counts the requests that arrived on path p. It counts what waitN
+// counts, so a request waitN has seen is never missing here.
 func (pr *pathReceiver) hits(p string) int {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
 	n := 0
-	for _, q := range pr.paths {
-		if q == p {
+	for _, q := range pr.requests() {
+		if q.Path == p {
 			n++
 		}
 	}

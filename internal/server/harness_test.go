@@ -286,6 +286,7 @@ func (h *herald) waitStatus(tenant, key, id, status string, attempts int) map[st
 
 // received is one request a receiver got.
 type received struct {
+	Path   string
 	Header http.Header
 	Body   []byte
 	At     time.Time
@@ -307,7 +308,7 @@ func newReceiver(t *testing.T, handler func(n int, w http.ResponseWriter, r *htt
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.got = append(rc.got, received{Header: r.Header.Clone(), Body: body, At: time.Now()})
+		rc.got = append(rc.got, received{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, At: time.Now()})
 		n := len(rc.got)
 		rc.mu.Unlock()
 		select {
