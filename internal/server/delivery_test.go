@@ -112,26 +112,6 @@ func statusFromPath(n int, w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(code)
 }
 
-// pathReceiver is a receiver whose requests are told apart by path, so one
-// receiver can stand for several channels.
-type pathReceiver struct{ *receiver }
-
-func newPathReceiver(t *testing.T, handler func(n int, w http.ResponseWriter, r *http.Request)) *pathReceiver {
-	return &pathReceiver{newReceiver(t, handler)}
-}
-
-// hits counts the requests that arrived on path p. It counts what waitN
-// counts, so a request waitN has seen is never missing here.
-func (pr *pathReceiver) hits(p string) int {
-	n := 0
-	for _, q := range pr.requests() {
-		if q.Path == p {
-			n++
-		}
-	}
-	return n
-}
-
 // closedPort returns a 127.0.0.1 address nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
@@ -255,7 +235,7 @@ func TestStandardStatusClasses(t *testing.T) {
 	h := startHerald(t)
 	tid, key := h.tenant("acme")
 	target := newReceiver(t, nil) // where the redirects point
-	rc := newPathReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/redirect/") {
 			code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/redirect/"))
 			w.Header().Set("Location", target.URL+"/moved")
@@ -382,7 +362,7 @@ func TestGoneDisablesChannel(t *testing.T) {
 func TestRetryAfter(t *testing.T) {
 	h := startHerald(t)
 	tid, key := h.tenant("acme")
-	rc := newPathReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/seconds":
 			w.Header().Set("Retry-After", "120")
@@ -445,7 +425,7 @@ func TestRetryAfter(t *testing.T) {
 func TestPostbackPolicy(t *testing.T) {
 	h := startHerald(t)
 	tid, key := h.tenant("acme")
-	rc := newPathReceiver(t, statusFromPath)
+	rc := newReceiver(t, statusFromPath)
 	retried := []int{408, 429, 500, 502, 503, 504}
 	permanent := []int{501, 404, 409, 425, 302}
 	chs := map[int]string{}
@@ -560,7 +540,7 @@ func TestCustomPolicy(t *testing.T) {
 	h := startHerald(t)
 	tid, key := h.tenant("acme")
 	release := make(chan struct{})
-	rc := newPathReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hang" {
 			select {
 			case <-r.Context().Done():

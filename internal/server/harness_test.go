@@ -332,6 +332,19 @@ func (rc *receiver) requests() []received {
 	return append([]received(nil), rc.got...)
 }
 
+// hits counts the requests that arrived on path, so one receiver can stand
+// for several channels. It reads what waitN counts: a request waitN has
+// seen is never missing here.
+func (rc *receiver) hits(path string) int {
+	n := 0
+	for _, q := range rc.requests() {
+		if q.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 // waitN waits until at least n requests arrived.
 func (rc *receiver) waitN(t *testing.T, n int) []received {
 	t.Helper()
