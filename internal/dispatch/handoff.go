@@ -58,7 +58,7 @@ const (
 	// while less than half of maxQueuedBytes is queued: the rest is
 	// left to handoffs. With 128 a channel of 64 slots ran its queue dry
 	// between claims while the writer was busy; 512 drains a backlog
-	// about 1.6 times as fast (docs/BENCHMARKS.md).
+	// about 1.6 times as fast (docs/benchmarks-log.md).
 	queuePerClaim = 512
 )
 

@@ -4,7 +4,7 @@ import "strings"
 
 // Rows are gathered and inserted several to a statement: a multi-row
 // INSERT costs about a quarter less per row than a statement per row
-// (docs/BENCHMARKS.md). A batch of results inserts its attempts so, and
+// (docs/ARCHITECTURE.md). A batch of results inserts its attempts so, and
 // consecutive single-event publishes share statements for their events
 // and deliveries: their rows are gathered in the write transaction, and
 // written before any other operation runs and before the commit
