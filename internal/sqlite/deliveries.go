@@ -60,10 +60,16 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.De
 	return list(ctx, s, q, scanDelivery)
 }
 
-// ListAttempts lists a delivery's attempts, oldest first.
+// ListAttempts lists a delivery's attempts, oldest first: the first one
+// kept on the delivery's row (CompleteDeliveries), then the rest.
 func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]herald.Attempt, error) {
-	rows, err := s.query(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
-		error_class, error, trigger FROM attempts WHERE tenant_id = ? AND delivery_id = ? ORDER BY number, id`, tenantID, deliveryID)
+	rows, err := s.query(ctx, `SELECT first_attempt_id, id, tenant_id, 1, first_started_at, first_duration_ms, first_status_code,
+			first_response_body, first_error_class, first_error, first_trigger
+		FROM deliveries WHERE tenant_id = ? AND id = ? AND first_attempt_id IS NOT NULL
+		UNION ALL
+		SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body, error_class, error, trigger
+		FROM attempts WHERE tenant_id = ? AND delivery_id = ?
+		ORDER BY 4, 1`, tenantID, deliveryID, tenantID, deliveryID)
 	if err != nil {
 		return nil, err
 	}
@@ -370,23 +376,26 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 		write = s.writeLoose
 	}
 	return write(ctx, func(tx *wtx) error {
-		upd, err := tx.Prepare(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
-			last_error = ?, last_status = ?, updated_at = ? WHERE id = ?`)
-		if err != nil {
-			return err
-		}
 		// The attempts go in together, several to a statement (rows.go).
 		attempts := rowBatch{ins: attemptRows}
 		defer attempts.reset()
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery
-			// A completion without an attempt ends a delivery whose channel went away.
-			if a.ID != "" {
-				attempts.args = append(attempts.args, a.ID, d.ID, d.TenantID, a.Number, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody,
-					a.ErrorClass, a.Error, a.Trigger)
-			}
-			if _, err := upd.Exec(string(d.Status), d.Attempts, nullTS(d.NextAttemptAt), d.LastError, d.LastStatus, ts(d.UpdatedAt), d.ID); err != nil {
+			kept, err := keepFirstAttempt(tx, d, a)
+			if err != nil {
 				return fmt.Errorf("update delivery: %w", err)
+			}
+			if !kept {
+				// A completion without an attempt ends a delivery whose channel went away.
+				if a.ID != "" {
+					attempts.args = append(attempts.args, a.ID, d.ID, d.TenantID, a.Number, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody,
+						a.ErrorClass, a.Error, a.Trigger)
+				}
+				if _, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
+					last_error = ?, last_status = ?, updated_at = ? WHERE id = ?`,
+					string(d.Status), d.Attempts, nullTS(d.NextAttemptAt), d.LastError, d.LastStatus, ts(d.UpdatedAt), d.ID); err != nil {
+					return fmt.Errorf("update delivery: %w", err)
+				}
 			}
 			if c.DisableChannel != "" {
 				if _, err := tx.Exec(`UPDATE channels SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?`,
@@ -413,6 +422,29 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 		}
 		return nil
 	})
+}
+
+// keepFirstAttempt records a delivery's first attempt on its row, with its
+// new state: most deliveries succeed at once, and a row of their own in
+// attempts, with its two index entries, was a third of a result's write.
+// It reports false, having written nothing, for a later attempt, and for
+// a first one when the row already holds one (a second send of the
+// delivery whose lease ran out, or a delivery gone): those go to attempts.
+func keepFirstAttempt(tx *wtx, d *herald.Delivery, a *herald.Attempt) (bool, error) {
+	if a.ID == "" || a.Number != 1 {
+		return false, nil
+	}
+	res, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
+		last_error = ?, last_status = ?, updated_at = ?, first_attempt_id = ?, first_started_at = ?, first_duration_ms = ?,
+		first_status_code = ?, first_response_body = ?, first_error_class = ?, first_error = ?, first_trigger = ?
+		WHERE id = ? AND first_attempt_id IS NULL`,
+		string(d.Status), d.Attempts, nullTS(d.NextAttemptAt), d.LastError, d.LastStatus, ts(d.UpdatedAt),
+		a.ID, ts(a.StartedAt), a.DurationMS, a.StatusCode, a.ResponseBody, a.ErrorClass, a.Error, a.Trigger, d.ID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // ReleaseDeliveries drops leases so the deliveries are due again.

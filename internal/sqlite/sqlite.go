@@ -162,14 +162,23 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// migrator applies Herald's migrations to db.
+func migrator(db *sql.DB) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, sub)
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	p, err := migrator(s.w)
+	if err != nil {
+		return err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener, local bool) {
 		{"DeletedChannelsDeliveriesAreClaimed", testOrphanClaimed},
 		{"RateSchedule", testRateSchedule},
 		{"CompleteAndDisable", testComplete},
+		{"AttemptLog", testAttemptLog},
 		{"LeaseForManualAttempt", testLeaseDelivery},
 		{"Recover", testRecover},
 		{"ListFiltersAndPages", testLists},
@@ -478,6 +479,62 @@ func claimOne(t *testing.T, f *fixture, id string) herald.Claim {
 	}
 	t.Fatalf("delivery %s never claimed", id)
 	return herald.Claim{}
+}
+
+// testAttemptLog: every attempt a delivery records is listed whole and in
+// order, including a first attempt recorded twice (sent again after its
+// lease ran out) and one recorded by hand.
+func testAttemptLog(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	r := f.publish("a", "x.y", c.ID)
+	cl := claimOne(t, f, r.DeliveryIDs[0])
+	record := func(d herald.Delivery, a herald.Attempt) {
+		t.Helper()
+		d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = a.Number, a.StatusCode, a.Error, a.StartedAt
+		must(t, f.s.CompleteDeliveries(f.ctx, []herald.Completion{{Delivery: d, Attempt: a}}))
+	}
+	d := cl.Delivery
+	d.Status = herald.StatusPending
+	next := f.now.Add(5 * time.Second)
+	d.NextAttemptAt = &next
+	want := []herald.Attempt{
+		{Number: 1, DurationMS: 30000, ErrorClass: herald.ErrClassTimeout, Error: "no answer in 30 s", Trigger: herald.TriggerAuto},
+		{Number: 1, DurationMS: 8, StatusCode: 503, ResponseBody: "busy", ErrorClass: herald.ErrClassStatus, Error: "receiver answered 503", Trigger: herald.TriggerAuto},
+		{Number: 2, DurationMS: 9, StatusCode: 200, ResponseBody: `{"ok":true}`, Trigger: herald.TriggerAuto},
+		{Number: 3, DurationMS: 7, StatusCode: 204, Trigger: herald.TriggerManual},
+	}
+	for i := range want {
+		a := &want[i]
+		started := f.now.Add(time.Duration(i) * time.Second)
+		a.ID, a.DeliveryID, a.TenantID, a.StartedAt = herald.NewID(herald.PrefixAttempt, started), d.ID, "a", started
+		if a.Number == 2 {
+			d.Status, d.NextAttemptAt = herald.StatusSucceeded, nil
+		}
+		record(d, *a)
+	}
+	got, err := f.s.ListAttempts(f.ctx, "a", d.ID)
+	must(t, err)
+	if len(got) != len(want) {
+		t.Fatalf("listed %d attempts, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if !g.StartedAt.Equal(w.StartedAt) {
+			t.Errorf("attempt %d started at %v, want %v", i, g.StartedAt, w.StartedAt)
+		}
+		g.StartedAt = w.StartedAt
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("attempt %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	if got := f.delivery("a", d.ID); got.Status != herald.StatusSucceeded || got.Attempts != 3 || got.LastStatus != 204 {
+		t.Errorf("delivery after its attempts: %+v", got)
+	}
+	// Another tenant sees none of them.
+	if got, err := f.s.ListAttempts(f.ctx, "b", d.ID); err != nil || len(got) != 0 {
+		t.Errorf("another tenant listed %d attempts (%v)", len(got), err)
+	}
 }
 
 func testComplete(t *testing.T, f *fixture) {
