@@ -14,19 +14,39 @@ import (
 const deliveryCols = `id, tenant_id, event_id, event_type, channel_id, status, attempts, retry_base, manual,
 	next_attempt_at, last_error, last_status, created_at, updated_at`
 
+// claimCols is a claim's row: deliveryCols of deliveries d, then eventCols
+// of events e.
+const claimCols = `d.id, d.tenant_id, d.event_id, d.event_type, d.channel_id, d.status, d.attempts, d.retry_base, d.manual,
+	d.next_attempt_at, d.last_error, d.last_status, d.created_at, d.updated_at,
+	e.id, e.tenant_id, e.type, e.source, e.occurred_at, e.data, e.idempotency_key, e.created_at`
+
+// deliveryRow is a delivery's columns (deliveryCols) as scanned.
+type deliveryRow struct {
+	d                herald.Delivery
+	manual           int
+	next             sql.NullInt64
+	created, updated int64
+}
+
+func (r *deliveryRow) dest() []any {
+	d := &r.d
+	return []any{&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
+		&r.manual, &r.next, &d.LastError, &d.LastStatus, &r.created, &r.updated}
+}
+
+func (r *deliveryRow) delivery() *herald.Delivery {
+	r.d.Manual = r.manual == 1
+	r.d.NextAttemptAt = fromNullTS(r.next)
+	r.d.CreatedAt, r.d.UpdatedAt = fromTS(r.created), fromTS(r.updated)
+	return &r.d
+}
+
 func scanDelivery(sc scanner) (*herald.Delivery, error) {
-	var d herald.Delivery
-	var manual int
-	var next sql.NullInt64
-	var created, updated int64
-	if err := sc.Scan(&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
-		&manual, &next, &d.LastError, &d.LastStatus, &created, &updated); err != nil {
+	var r deliveryRow
+	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	d.Manual = manual == 1
-	d.NextAttemptAt = fromNullTS(next)
-	d.CreatedAt, d.UpdatedAt = fromTS(created), fromTS(updated)
-	return &d, nil
+	return r.delivery(), nil
 }
 
 // GetDelivery finds a delivery.
@@ -160,6 +180,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// PickClaims takes only what it may.
 	var cands []herald.Delivery
 	chanIDs := map[string]bool{}
+	events := map[string]*herald.Event{}
 	for _, ch := range due {
 		if len(cands) >= p.Limit {
 			break
@@ -171,17 +192,25 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		if n <= 0 {
 			continue
 		}
-		rows, err := tx.Query(`SELECT `+deliveryCols+` FROM deliveries WHERE channel_id = ? AND status = 'pending'
-			AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?`, ch.id, now, now, n)
+		// Each delivery comes with its event: reading the events apart,
+		// by a list of ids, cost a claim about a fifth more. (A delivery
+		// whose event is missing cannot be sent; it stays pending and
+		// holds up nothing else.)
+		rows, err := tx.Query(`SELECT `+claimCols+` FROM deliveries d JOIN events e ON e.id = d.event_id
+			WHERE d.channel_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			ORDER BY d.next_attempt_at LIMIT ?`, ch.id, now, now, n)
 		if err != nil {
 			return nil, fmt.Errorf("find due deliveries: %w", err)
 		}
 		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
+			var dr deliveryRow
+			var er eventRow
+			if err := rows.Scan(append(dr.dest(), er.dest()...)...); err != nil {
 				rows.Close()
 				return nil, err
 			}
+			d := dr.delivery()
+			events[d.EventID] = er.event()
 			cands = append(cands, *d)
 			chanIDs[d.ChannelID] = true
 		}
@@ -207,21 +236,15 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	eventIDs := map[string]bool{}
 	for _, c := range picked {
 		if _, err := upd.Exec(ts(c.LeaseUntil), c.Delivery.ID); err != nil {
 			return nil, err
 		}
-		eventIDs[c.Delivery.EventID] = true
 	}
 	for id, next := range rateNext {
 		if _, err := tx.Exec(`UPDATE channels SET rate_next_at = ? WHERE id = ?`, ts(next), id); err != nil {
 			return nil, err
 		}
-	}
-	events, err := eventsByID(tx, keys(eventIDs))
-	if err != nil {
-		return nil, err
 	}
 	for i := range picked {
 		e, ok := events[picked[i].Delivery.EventID]

@@ -110,15 +110,28 @@ func publishOne(tx *wtx, p *herald.Publication, gather bool) (herald.PublishResu
 
 const eventCols = `id, tenant_id, type, source, occurred_at, data, idempotency_key, created_at`
 
+// eventRow is an event's columns (eventCols) as scanned.
+type eventRow struct {
+	e                 herald.Event
+	occurred, created int64
+}
+
+func (r *eventRow) dest() []any {
+	e := &r.e
+	return []any{&e.ID, &e.TenantID, &e.Type, &e.Source, &r.occurred, &e.Data, &e.IdempotencyKey, &r.created}
+}
+
+func (r *eventRow) event() *herald.Event {
+	r.e.OccurredAt, r.e.CreatedAt = fromTS(r.occurred), fromTS(r.created)
+	return &r.e
+}
+
 func scanEvent(sc scanner) (*herald.Event, error) {
-	var e herald.Event
-	var occurred, created int64
-	var data []byte
-	if err := sc.Scan(&e.ID, &e.TenantID, &e.Type, &e.Source, &occurred, &data, &e.IdempotencyKey, &created); err != nil {
+	var r eventRow
+	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	e.OccurredAt, e.CreatedAt, e.Data = fromTS(occurred), fromTS(created), data
-	return &e, nil
+	return r.event(), nil
 }
 
 // GetEvent finds an event.
