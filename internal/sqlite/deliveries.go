@@ -14,9 +14,9 @@ import (
 const deliveryCols = `id, tenant_id, event_id, event_type, channel_id, status, attempts, retry_base, manual,
 	next_attempt_at, last_error, last_status, created_at, updated_at`
 
-// claimCols is a claim's row: deliveryCols of deliveries d, then eventCols
-// of events e.
-const claimCols = `d.id, d.tenant_id, d.event_id, d.event_type, d.channel_id, d.status, d.attempts, d.retry_base, d.manual,
+// claimCols is a claim's row: the delivery's rowid, deliveryCols of
+// deliveries d, then eventCols of events e.
+const claimCols = `d.rowid, d.id, d.tenant_id, d.event_id, d.event_type, d.channel_id, d.status, d.attempts, d.retry_base, d.manual,
 	d.next_attempt_at, d.last_error, d.last_status, d.created_at, d.updated_at,
 	e.id, e.tenant_id, e.type, e.source, e.occurred_at, e.data, e.idempotency_key, e.created_at`
 
@@ -181,6 +181,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	var cands []herald.Delivery
 	chanIDs := map[string]bool{}
 	events := map[string]*herald.Event{}
+	rowids := map[string]int64{}
 	for _, ch := range due {
 		if len(cands) >= p.Limit {
 			break
@@ -205,12 +206,14 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		for rows.Next() {
 			var dr deliveryRow
 			var er eventRow
-			if err := rows.Scan(append(dr.dest(), er.dest()...)...); err != nil {
+			var rowid int64
+			if err := rows.Scan(append(append([]any{&rowid}, dr.dest()...), er.dest()...)...); err != nil {
 				rows.Close()
 				return nil, err
 			}
 			d := dr.delivery()
 			events[d.EventID] = er.event()
+			rowids[d.ID] = rowid
 			cands = append(cands, *d)
 			chanIDs[d.ChannelID] = true
 		}
@@ -232,12 +235,13 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, err
 	}
 	picked := herald.PickClaims(p, cands, channels, busy, rateNext)
-	upd, err := tx.Prepare(`UPDATE deliveries SET lease_until = ? WHERE id = ?`)
+	// By rowid, a lease skips looking the delivery's id up in its index.
+	upd, err := tx.Prepare(`UPDATE deliveries SET lease_until = ? WHERE rowid = ?`)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range picked {
-		if _, err := upd.Exec(ts(c.LeaseUntil), c.Delivery.ID); err != nil {
+		if _, err := upd.Exec(ts(c.LeaseUntil), rowids[c.Delivery.ID]); err != nil {
 			return nil, err
 		}
 	}
