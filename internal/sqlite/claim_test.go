@@ -1,0 +1,55 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// TestClaimSkipsDeliveryWithoutEvent: a delivery whose event is missing
+// (Herald never writes one, but a damaged database may hold one) cannot
+// be sent; a claim leaves it pending and still hands out the channel's
+// other deliveries instead of failing.
+func TestClaimSkipsDeliveryWithoutEvent(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	sum := sha256.Sum256([]byte("key"))
+	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "t", Name: "t", CreatedAt: now},
+		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "t", Prefix: "hk_t", Hash: sum[:], CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "t", Kind: herald.ChannelWebhook, Name: "c",
+		URL: "https://example.com/hook", Headers: map[string]string{}, Policy: herald.StandardPolicy(), Enabled: true,
+		MaxInFlight: 16, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	// The orphan is older, so a claim meets it first.
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, next_attempt_at, created_at, updated_at)
+		VALUES ('dlv_orphan', 't', 'evt_gone', 'x.y', ?, 'pending', ?, ?, ?)`, ch.ID, ts(now.Add(-time.Minute)), ts(now), ts(now)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Publish(ctx, []herald.Publication{{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "t", Type: "x.y",
+		Source: "shop", OccurredAt: now, Data: []byte(`{}`), CreatedAt: now}, ChannelIDs: []string{ch.ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: now.Add(time.Second), Limit: 10, LeaseSlack: time.Minute})
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if len(claims) != 1 || claims[0].Delivery.ID != res[0].DeliveryIDs[0] || claims[0].Event.ID != res[0].EventID {
+		t.Fatalf("claimed %+v, want only the delivery %s", claims, res[0].DeliveryIDs[0])
+	}
+	if d, err := s.GetDelivery(ctx, "t", "dlv_orphan"); err != nil || d.Status != herald.StatusPending {
+		t.Fatalf("the orphan: %+v, %v", d, err)
+	}
+}
