@@ -149,10 +149,14 @@ func (s *Store) UpdateChannel(ctx context.Context, c *herald.Channel) error {
 // in-flight one finishes its attempt and is then failed by the dispatcher,
 // which sees the channel disabled.
 func failPending(tx *wtx, channelID, reason string, at time.Time) error {
-	_, err := tx.Exec(`UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ?, updated_at = ?
-		WHERE channel_id = ? AND status = 'pending' AND lease_until IS NULL`, reason, ts(at), channelID)
+	_, err := tx.Exec(failPendingSQL, reason, ts(at), channelID)
 	return err
 }
+
+// failPendingSQL names its index: left to itself, the planner walks the
+// channel's whole log in deliveries_channel (TestChannelWritesUseIndexes).
+const failPendingSQL = `UPDATE deliveries INDEXED BY deliveries_pending SET status = 'failed', next_attempt_at = NULL, last_error = ?, updated_at = ?
+	WHERE channel_id = ? AND status = 'pending' AND lease_until IS NULL`
 
 // DeleteChannel removes a channel and its subscriptions and fails its
 // pending deliveries; the deliveries stay in the log.

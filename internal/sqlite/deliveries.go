@@ -524,6 +524,11 @@ func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, unt
 	return c, err
 }
 
+// recoverSQL finds the failed deliveries through deliveries_failed, which
+// holds only those (TestChannelWritesUseIndexes).
+const recoverSQL = `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_base = attempts, manual = 0, updated_at = ?
+	WHERE tenant_id = ? AND channel_id = ? AND status = 'failed' AND created_at >= ?`
+
 // RecoverDeliveries re-queues a channel's failed deliveries since a time.
 func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID string, since, now time.Time) (int, error) {
 	var n int64
@@ -537,8 +542,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, tenantID, channelID strin
 		if enabled == 0 {
 			return &herald.ConflictError{Detail: fmt.Sprintf("channel is disabled (%s); enable it with PATCH {\"enabled\": true} before recovering", reason)}
 		}
-		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_base = attempts, manual = 0, updated_at = ?
-			WHERE tenant_id = ? AND channel_id = ? AND status = 'failed' AND created_at >= ?`, ts(now), ts(now), tenantID, channelID, ts(since))
+		res, err := tx.Exec(recoverSQL, ts(now), ts(now), tenantID, channelID, ts(since))
 		if err != nil {
 			return err
 		}
