@@ -154,7 +154,7 @@ func failPending(tx *wtx, channelID, reason string, at time.Time) error {
 }
 
 // failPendingSQL names its index: left to itself, the planner walks the
-// channel's whole log in deliveries_channel (TestChannelWritesUseIndexes).
+// channel's whole log in deliveries_channel (TestIndexedQueries).
 const failPendingSQL = `UPDATE deliveries INDEXED BY deliveries_pending SET status = 'failed', next_attempt_at = NULL, last_error = ?, updated_at = ?
 	WHERE channel_id = ? AND status = 'pending' AND lease_until IS NULL`
 

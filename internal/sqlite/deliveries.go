@@ -260,6 +260,16 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	return picked, nil
 }
 
+// leasesSQL counts each channel's live leases: automatic ones, only ever
+// on pending deliveries, through deliveries_pending (so it reads the
+// whole backlog: the dispatcher of a running Herald gives its own counts
+// instead), and manual ones through deliveries_manual.
+const leasesSQL = `SELECT channel_id, count(*) FROM (
+		SELECT channel_id FROM deliveries INDEXED BY deliveries_pending WHERE status = 'pending' AND manual = 0 AND lease_until > ?
+		UNION ALL
+		SELECT channel_id FROM deliveries INDEXED BY deliveries_manual WHERE manual = 1 AND lease_until IS NOT NULL AND lease_until > ?)
+	GROUP BY channel_id`
+
 // leasesByChannel returns each channel's requests in flight: the
 // dispatcher's own count when it gives one (a copy, as claiming adds to
 // it), else the channel's unexpired leases.
@@ -271,7 +281,7 @@ func leasesByChannel(tx *wtx, p herald.ClaimParams) (map[string]int, error) {
 		}
 		return busy, nil
 	}
-	rows, err := tx.Query(`SELECT channel_id, count(*) FROM deliveries WHERE lease_until > ? GROUP BY channel_id`, ts(p.Now))
+	rows, err := tx.Query(leasesSQL, ts(p.Now), ts(p.Now))
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +535,7 @@ func (s *Store) LeaseDelivery(ctx context.Context, tenantID, id string, now, unt
 }
 
 // recoverSQL finds the failed deliveries through deliveries_failed, which
-// holds only those (TestChannelWritesUseIndexes).
+// holds only those (TestIndexedQueries).
 const recoverSQL = `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, retry_base = attempts, manual = 0, updated_at = ?
 	WHERE tenant_id = ? AND channel_id = ? AND status = 'failed' AND created_at >= ?`
 

@@ -135,20 +135,29 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND manual = 0`); err != nil {
+	if _, err := w.ExecContext(ctx, releaseAutoSQL); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("release leases: %w", err)
 	}
 	// A manual attempt that was cut off never reported; it ends as failed
 	// so a person can retry it again.
-	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease_until = NULL, status = 'failed', last_error = 'interrupted by a restart; retry by hand'
-		WHERE lease_until IS NOT NULL AND manual = 1`); err != nil {
+	if _, err := w.ExecContext(ctx, releaseManualSQL); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("release leases: %w", err)
 	}
 	go s.writeLoop()
 	return s, nil
 }
+
+// The leases found at start, through the indexes that hold them (an
+// automatic lease is only ever on a pending delivery; see migration 7 and
+// TestIndexedQueries).
+const (
+	releaseAutoSQL = `UPDATE deliveries INDEXED BY deliveries_pending SET lease_until = NULL
+		WHERE status = 'pending' AND lease_until IS NOT NULL AND manual = 0`
+	releaseManualSQL = `UPDATE deliveries INDEXED BY deliveries_manual SET lease_until = NULL, status = 'failed',
+		last_error = 'interrupted by a restart; retry by hand' WHERE manual = 1 AND lease_until IS NOT NULL`
+)
 
 func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "herald.lock"), os.O_CREATE|os.O_RDWR, 0o600)
