@@ -57,6 +57,8 @@ type Store struct {
 	flushErr atomic.Pointer[error]
 	// fdatasync flushes a file; tests replace it to hold or fail flushes.
 	fdatasync func(path string) error
+	// looseGap is looseCommitGap; tests lengthen it.
+	looseGap time.Duration
 }
 
 var _ herald.Store = (*Store)(nil)
@@ -130,7 +132,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{w: w, r: r, ops: make(chan writeOp, maxBatch), stop: make(chan struct{}), done: make(chan struct{}), lock: lock, log: o.Logger,
-		flushWAL: flushWAL, walPath: path + "-wal", fdatasync: fdatasync}
+		flushWAL: flushWAL, walPath: path + "-wal", fdatasync: fdatasync, looseGap: looseCommitGap}
 	if err := s.migrate(ctx); err != nil {
 		s.closeDBs()
 		return nil, err

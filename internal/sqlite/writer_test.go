@@ -353,3 +353,46 @@ func TestGatheredPublishes(t *testing.T) {
 		t.Fatalf("evt_c stored (%d deliveries) though its transaction failed", n)
 	}
 }
+
+// TestLooseWritesGathered: a transaction of loose writes alone commits no
+// sooner than the gap after the previous commit, gathering what arrives
+// meanwhile; a durable write commits at once, with what was gathered.
+func TestLooseWritesGathered(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.looseGap = 300 * time.Millisecond // before any write reaches the writer
+	claim := func() <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: time.Now(), Limit: 10, LeaseSlack: time.Second})
+			ch <- err
+		}()
+		return ch
+	}
+	if !answered(claim()) {
+		t.Fatal("a claim with no commit before it waited")
+	}
+	c := claim()
+	if answered(c) {
+		t.Fatal("a claim committed within the gap after the previous commit")
+	}
+	set := make(chan error, 1)
+	go func() { _, err := s.SetSettingIfAbsent(ctx, "a", "v"); set <- err }()
+	if !answered(set) {
+		t.Fatal("a durable write waited for the gap")
+	}
+	if !answered(c) {
+		t.Fatal("the gathered claim was not committed with the durable write")
+	}
+	start := time.Now()
+	if err := <-claim(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("a claim alone committed %v after the previous commit, within the gap", d)
+	}
+}
