@@ -61,7 +61,7 @@ import (
 // rewrites the last pages of each B-tree it touches, so in a burst, whose
 // claims and results otherwise commit a few at a time, gathering them cut
 // the log's write calls per delivery by about 1.2 and a burst event's CPU
-// by about 6% (docs/benchmarks-log.md).
+// by about 5% (docs/benchmarks-log.md).
 const looseCommitGap = time.Millisecond
 
 // writeOp is one queued write.
