@@ -15,11 +15,7 @@ import (
 // other deliveries instead of failing.
 func TestClaimSkipsDeliveryWithoutEvent(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	ch := testChannel(t, s, now)
 	// The orphan is older, so a claim meets it first.

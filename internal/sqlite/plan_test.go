@@ -14,11 +14,7 @@ import (
 // at start and when counted, which no index holds on their own.
 func TestIndexedQueries(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	for _, tc := range []struct{ name, sql, index string }{
 		{"fail pending", failPendingSQL, "deliveries_pending"},
 		{"recover", recoverSQL, "deliveries_failed"},

@@ -35,14 +35,39 @@ func answered(ch <-chan error) bool {
 	}
 }
 
-// heldFlushes opens a store (synchronous FULL) whose every flush waits
-// for a value on hold and is counted.
-func heldFlushes(t *testing.T) (*Store, chan struct{}, *atomic.Int32) {
+// openStore opens a store (synchronous FULL) in a new directory, closed
+// when the test ends.
+func openStore(t *testing.T) *Store {
+	t.Helper()
 	s, err := Open(context.Background(), t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// claimAsync claims in the background; the channel gets the claim's error.
+func claimAsync(s *Store) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := s.ClaimDeliveries(context.Background(), herald.ClaimParams{Now: time.Now(), Limit: 10, LeaseSlack: time.Second})
+		ch <- err
+	}()
+	return ch
+}
+
+// setAsync writes a setting, a durable write, in the background.
+func setAsync(s *Store, name string) <-chan error {
+	ch := make(chan error, 1)
+	go func() { _, err := s.SetSettingIfAbsent(context.Background(), name, "v"); ch <- err }()
+	return ch
+}
+
+// heldFlushes opens a store (synchronous FULL) whose every flush waits
+// for a value on hold and is counted.
+func heldFlushes(t *testing.T) (*Store, chan struct{}, *atomic.Int32) {
+	s := openStore(t)
 	hold := make(chan struct{})
 	flushes := new(atomic.Int32)
 	s.fdatasync = func(path string) error {
@@ -107,11 +132,7 @@ func TestWriteAnsweredAfterFlush(t *testing.T) {
 // every write with ErrUnavailable, because a later flush that succeeds
 // says nothing about the pages the kernel could not write.
 func TestFailedFlushRefusesWrites(t *testing.T) {
-	s, err := Open(context.Background(), t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	s.fdatasync = func(string) error { return errors.New("EIO") }
 	if _, err := s.SetSettingIfAbsent(context.Background(), "a", "v"); !errors.Is(err, herald.ErrUnavailable) {
 		t.Fatalf("write with a failing flush: %v, want ErrUnavailable", err)
@@ -146,21 +167,9 @@ func TestNormalDoesNotFlush(t *testing.T) {
 // after the flush of the durable write it shares a transaction with, and a
 // transaction of claims alone is not flushed at all.
 func TestLooseWritesNotHeldByFlush(t *testing.T) {
-	ctx := context.Background()
 	s, hold, flushes := heldFlushes(t)
-	claim := func() <-chan error {
-		ch := make(chan error, 1)
-		go func() {
-			_, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: time.Now(), Limit: 10, LeaseSlack: time.Second})
-			ch <- err
-		}()
-		return ch
-	}
-	set := func(name string) <-chan error {
-		ch := make(chan error, 1)
-		go func() { _, err := s.SetSettingIfAbsent(ctx, name, "v"); ch <- err }()
-		return ch
-	}
+	claim := func() <-chan error { return claimAsync(s) }
+	set := func(name string) <-chan error { return setAsync(s, name) }
 	if !answered(claim()) {
 		t.Fatal("a claim alone was not answered at once")
 	}
@@ -256,11 +265,7 @@ func TestFailedWriteUndone(t *testing.T) {
 // Every connection keeps a 4 MiB page cache (see Open): the backlog
 // benchmark's memory target depends on it.
 func TestPageCacheSize(t *testing.T) {
-	s, err := Open(context.Background(), t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	for name, db := range map[string]*sql.DB{"writer": s.w, "reader": s.r} {
 		var kib int
 		if err := db.QueryRow(`PRAGMA cache_size`).Scan(&kib); err != nil {
@@ -358,38 +363,23 @@ func TestGatheredPublishes(t *testing.T) {
 // sooner than the gap after the previous commit, gathering what arrives
 // meanwhile; a durable write commits at once, with what was gathered.
 func TestLooseWritesGathered(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	s.looseGap = 300 * time.Millisecond // before any write reaches the writer
-	claim := func() <-chan error {
-		ch := make(chan error, 1)
-		go func() {
-			_, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: time.Now(), Limit: 10, LeaseSlack: time.Second})
-			ch <- err
-		}()
-		return ch
-	}
-	if !answered(claim()) {
+	if !answered(claimAsync(s)) {
 		t.Fatal("a claim with no commit before it waited")
 	}
-	c := claim()
+	c := claimAsync(s)
 	if answered(c) {
 		t.Fatal("a claim committed within the gap after the previous commit")
 	}
-	set := make(chan error, 1)
-	go func() { _, err := s.SetSettingIfAbsent(ctx, "a", "v"); set <- err }()
-	if !answered(set) {
+	if !answered(setAsync(s, "a")) {
 		t.Fatal("a durable write waited for the gap")
 	}
 	if !answered(c) {
 		t.Fatal("the gathered claim was not committed with the durable write")
 	}
 	start := time.Now()
-	if err := <-claim(); err != nil {
+	if err := <-claimAsync(s); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
