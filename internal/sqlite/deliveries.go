@@ -28,10 +28,11 @@ type deliveryRow struct {
 	created, updated int64
 }
 
-func (r *deliveryRow) dest() []any {
+// dest appends the row's scan destinations to to.
+func (r *deliveryRow) dest(to []any) []any {
 	d := &r.d
-	return []any{&d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
-		&r.manual, &r.next, &d.LastError, &d.LastStatus, &r.created, &r.updated}
+	return append(to, &d.ID, &d.TenantID, &d.EventID, &d.EventType, &d.ChannelID, &d.Status, &d.Attempts, &d.RetryBase,
+		&r.manual, &r.next, &d.LastError, &d.LastStatus, &r.created, &r.updated)
 }
 
 func (r *deliveryRow) delivery() *herald.Delivery {
@@ -43,7 +44,7 @@ func (r *deliveryRow) delivery() *herald.Delivery {
 
 func scanDelivery(sc scanner) (*herald.Delivery, error) {
 	var r deliveryRow
-	if err := sc.Scan(r.dest()...); err != nil {
+	if err := sc.Scan(r.dest(nil)...); err != nil {
 		return nil, err
 	}
 	return r.delivery(), nil
@@ -207,7 +208,8 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 			var dr deliveryRow
 			var er eventRow
 			var rowid int64
-			if err := rows.Scan(append(append([]any{&rowid}, dr.dest()...), er.dest()...)...); err != nil {
+			dest := make([]any, 0, 23) // claimCols
+			if err := rows.Scan(er.dest(dr.dest(append(dest, &rowid)))...); err != nil {
 				rows.Close()
 				return nil, err
 			}

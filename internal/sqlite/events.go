@@ -116,9 +116,10 @@ type eventRow struct {
 	occurred, created int64
 }
 
-func (r *eventRow) dest() []any {
+// dest appends the row's scan destinations to to.
+func (r *eventRow) dest(to []any) []any {
 	e := &r.e
-	return []any{&e.ID, &e.TenantID, &e.Type, &e.Source, &r.occurred, &e.Data, &e.IdempotencyKey, &r.created}
+	return append(to, &e.ID, &e.TenantID, &e.Type, &e.Source, &r.occurred, &e.Data, &e.IdempotencyKey, &r.created)
 }
 
 func (r *eventRow) event() *herald.Event {
@@ -128,7 +129,7 @@ func (r *eventRow) event() *herald.Event {
 
 func scanEvent(sc scanner) (*herald.Event, error) {
 	var r eventRow
-	if err := sc.Scan(r.dest()...); err != nil {
+	if err := sc.Scan(r.dest(nil)...); err != nil {
 		return nil, err
 	}
 	return r.event(), nil
