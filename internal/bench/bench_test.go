@@ -53,6 +53,23 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// TestAnswerID reads ids from publish answers: by the quick scan, by
+// decoding when the id has an escape, and refusing an answer with none.
+func TestAnswerID(t *testing.T) {
+	for _, c := range []struct{ answer, id string }{
+		{`{"id":"evt_1","deliveries":1,"delivery_ids":["dlv_2"]}`, "evt_1"},
+		{`{"deliveries":1,"delivery_ids":["dlv_2"],"id":"evt_3"}`, "evt_3"},
+		{`{"id":"evt_\u0034"}`, "evt_4"},
+		{`{"delivery_ids":["dlv_2"]}`, ""},
+		{`{"id":""}`, ""},
+	} {
+		id, err := answerID([]byte(c.answer))
+		if id != c.id || (err == nil) != (c.id != "") {
+			t.Errorf("answerID(%s) = %q, %v; want %q", c.answer, id, err, c.id)
+		}
+	}
+}
+
 // testBench is the bench TestProfile and TestRepeat run, with the herald
 // command's collector settings: 20,000 events (or HERALD_EVENTS) from the
 // default publishers (or HERALD_CONCURRENCY), and the scenario
