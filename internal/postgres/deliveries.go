@@ -106,23 +106,33 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 // dueChannelsSQL lists the channels with due, unleased deliveries, oldest
 // due first, with their in-flight limits (NULL once deleted) and leases. A
 // loose index scan of deliveries_pending seeks once per channel with pending
-// deliveries, and once more for its oldest unleased one, however long its
-// backlog. The leases are counted in one pass over deliveries_leased
-// (lease_until IS NOT NULL keeps that estimate small in a generic plan too).
+// deliveries; per channel, its oldest unleased delivery is the first such
+// entry of deliveries_pending in due order, and its leases are counted in
+// deliveries_leased, each an index scan that the channel's leases bound.
+// (Counted for all channels at once, grouped, the leases took a pass over
+// the whole table once claims ran without bitmap scans; see claim.)
 const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 		SELECT min(channel_id) FROM deliveries WHERE status = 'pending'
 		UNION ALL
 		SELECT (SELECT min(channel_id) FROM deliveries WHERE status = 'pending' AND channel_id > ch.id)
-		FROM ch WHERE ch.id IS NOT NULL),
-	leased(id, n) AS (SELECT channel_id, count(*) FROM deliveries
-		WHERE lease_until IS NOT NULL AND lease_until > $1 GROUP BY channel_id)
-	SELECT ch.id, c.max_in_flight, coalesce(l.n, 0) FROM ch
-	CROSS JOIN LATERAL (SELECT min(next_attempt_at) AS due FROM deliveries
-		WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= $1)) d
+		FROM ch WHERE ch.id IS NOT NULL)
+	SELECT ch.id, c.max_in_flight, l.n FROM ch
+	CROSS JOIN LATERAL (SELECT next_attempt_at AS due FROM deliveries
+		WHERE status = 'pending' AND channel_id = ch.id AND next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
+		ORDER BY next_attempt_at LIMIT 1) d
+	CROSS JOIN LATERAL (SELECT count(*) AS n FROM deliveries WHERE channel_id = ch.id AND lease_until > $1) l
 	LEFT JOIN channels c ON c.id = ch.id
-	LEFT JOIN leased l ON l.id = ch.id
 	WHERE d.due <= $1
 	ORDER BY d.due, ch.id`
+
+// claimSettings are a claim transaction's own settings (see claim).
+var claimSettings = []string{`SET LOCAL enable_bitmapscan = off`, `SET LOCAL synchronous_commit = off`}
+
+// busySQL counts the leases of the channels a claim has locked, channel
+// by channel: as one count grouped by channel, its generic plan read the
+// whole table.
+const busySQL = `SELECT u.id, (SELECT count(*) FROM deliveries WHERE channel_id = u.id AND lease_until > $2)
+	FROM unnest($1::text[]) AS u(id)`
 
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
@@ -131,7 +141,23 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	// the channels with due, unleased deliveries, oldest due first: one at
 	// its in-flight limit is passed over without reading its backlog. Both
 	// go in one round trip, as the claim's other independent statements do.
+	//
+	// Two settings come first, for this transaction only:
+	//   - No bitmap scans. Every lease and every result writes a new
+	//     version of the delivery's row, and the old versions' entries stay
+	//     in deliveries_pending and deliveries_leased until a vacuum. A
+	//     plain index scan marks an entry dead once it finds its row gone,
+	//     and the next scan steps over it; a bitmap scan marks nothing, so
+	//     it read every dead entry again on every claim: a claim during a
+	//     drain of 30,000 took 5–7 ms instead of 2–3 (docs/benchmarks-log.md).
+	//   - No waiting for the commit's flush. A claim lost to a crash of
+	//     PostgreSQL leaves its deliveries unleased, to be claimed and sent
+	//     again, which at-least-once allows; SQLite commits its claims
+	//     unflushed too.
 	b := &pgx.Batch{}
+	for _, q := range claimSettings {
+		b.Queue(q)
+	}
 	b.Queue(`UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
 		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now)
 	var due []string
@@ -225,8 +251,7 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	for id := range locked {
 		lockedIDs = append(lockedIDs, id)
 	}
-	rows, err := tx.Query(ctx, `SELECT channel_id, count(*) FROM deliveries WHERE channel_id = ANY($1) AND lease_until > $2 GROUP BY channel_id`,
-		lockedIDs, p.Now)
+	rows, err := tx.Query(ctx, busySQL, lockedIDs, p.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -353,8 +378,19 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 
 // CompleteDeliveries records attempts and new delivery states.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
+	// Automatic attempts' results commit without waiting for the flush, as
+	// in SQLite: lost to a crash, the delivery is sent again. A manual
+	// attempt's result is answered to a person, and a disabled or deleted
+	// channel is configuration; those wait.
+	loose := true
+	for _, c := range cs {
+		loose = loose && c.Attempt.Trigger == herald.TriggerAuto && c.DisableChannel == "" && !c.DeleteChannel
+	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
+		if loose {
+			b.Queue(`SET LOCAL synchronous_commit = off`)
+		}
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery
 			// A completion without an attempt ends a delivery whose channel went away.
