@@ -359,7 +359,10 @@ func (b *bench) startHerald(ctx context.Context, gate <-chan struct{}) (*herald,
 	}
 	h := &herald{srv: srv, base: "http://" + srv.Addr(),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}, Timeout: 5 * time.Minute},
-		pub:    &fasthttp.HostClient{Addr: srv.Addr(), MaxConns: 1024}}
+		// A publish waits for a connection rather than failing: latency's
+		// publishers do not wait for answers, and when Herald falls behind
+		// (on PostgreSQL it did) more than MaxConns of them are out at once.
+		pub: &fasthttp.HostClient{Addr: srv.Addr(), MaxConns: 1024, MaxConnWaitTimeout: 5 * time.Minute}}
 	h.stop = func() { _ = stop(); h.pub.CloseIdleConnections(); os.RemoveAll(dir) }
 	// A fresh tenant per scenario keeps runs on one PostgreSQL apart.
 	tenant := fmt.Sprintf("bench%d", time.Now().UnixNano())

@@ -3,9 +3,13 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/postgres"
@@ -125,5 +129,32 @@ func TestCloseSendsAskedNotifications(t *testing.T) {
 	case <-woken:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the notification asked for before Close was never sent")
+	}
+}
+
+// TestOpenWarnsWithoutAutovacuum: Open warns exactly when the server does
+// not vacuum by itself (this project's CI server runs with autovacuum off;
+// PostgreSQL's default is on).
+func TestOpenWarnsWithoutAutovacuum(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresDB(t)
+	var logged strings.Builder
+	s, err := postgres.Open(ctx, url, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var autovacuum string
+	if err := conn.QueryRow(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(logged.String(), "autovacuum is off")
+	if warned != (autovacuum == "off") {
+		t.Errorf("autovacuum %s, warned %v; log:\n%s", autovacuum, warned, logged.String())
 	}
 }
