@@ -494,7 +494,7 @@ func (h *herald) send(req *fasthttp.Request, resp *fasthttp.Response) (string, e
 }
 
 // answerID reads the event's id from a publish's answer. Herald's ids
-// hold no character JSON escapes, so a scan for the member finds it at
+// hold no character that JSON escapes, so a scan for the member finds it at
 // a tenth of the cost of decoding the answer, which was a tenth of the
 // publishers' CPU; anything else is decoded.
 func answerID(answer []byte) (string, error) {

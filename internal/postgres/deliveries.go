@@ -148,8 +148,9 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	//     in deliveries_pending and deliveries_leased until a vacuum. A
 	//     plain index scan marks an entry dead once it finds its row gone,
 	//     and the next scan steps over it; a bitmap scan marks nothing, so
-	//     it read every dead entry again on every claim: a claim during a
-	//     drain of 30,000 took 5–7 ms instead of 2–3 (docs/benchmarks-log.md).
+	//     it read every dead entry again on every claim. With the per-channel
+	//     scans above, a claim during a drain of 30,000 took 2–3 ms instead
+	//     of 5–7 (docs/benchmarks-log.md).
 	//   - No waiting for the commit's flush. A claim lost to a crash of
 	//     PostgreSQL leaves its deliveries unleased, to be claimed and sent
 	//     again, which at-least-once allows; SQLite commits its claims
