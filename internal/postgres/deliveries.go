@@ -125,8 +125,15 @@ const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 	WHERE d.due <= $1
 	ORDER BY d.due, ch.id`
 
-// claimSettings are a claim transaction's own settings (see claim).
-var claimSettings = []string{`SET LOCAL enable_bitmapscan = off`, `SET LOCAL synchronous_commit = off`}
+// Settings a transaction gives itself (see claim and CompleteDeliveries).
+const (
+	noBitmapScans = `SET LOCAL enable_bitmapscan = off`
+	noFlushWait   = `SET LOCAL synchronous_commit = off`
+)
+
+// claimSettings are a claim transaction's own settings, which
+// TestClaimPlansUseIndexes plans under too.
+func claimSettings() []string { return []string{noBitmapScans, noFlushWait} }
 
 // busySQL counts the leases of the channels a claim has locked, channel
 // by channel: as one count grouped by channel, its generic plan read the
@@ -156,7 +163,7 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	//     again, which at-least-once allows; SQLite commits its claims
 	//     unflushed too.
 	b := &pgx.Batch{}
-	for _, q := range claimSettings {
+	for _, q := range claimSettings() {
 		b.Queue(q)
 	}
 	b.Queue(`UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
@@ -390,7 +397,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		if loose {
-			b.Queue(`SET LOCAL synchronous_commit = off`)
+			b.Queue(noFlushWait)
 		}
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery

@@ -56,7 +56,7 @@ func genericPlan(t *testing.T, s *Store, q, types string) string {
 	ctx := context.Background()
 	var plan strings.Builder
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, set := range append(claimSettings, `SET LOCAL plan_cache_mode = force_generic_plan`) {
+		for _, set := range append(claimSettings(), `SET LOCAL plan_cache_mode = force_generic_plan`) {
 			if _, err := tx.Exec(ctx, set); err != nil {
 				return err
 			}
