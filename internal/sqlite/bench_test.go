@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -34,17 +33,7 @@ func benchmarkDeliveryLife(b *testing.B, singles bool) {
 	}
 	defer s.Close()
 	now := time.Now().UTC()
-	sum := sha256.Sum256([]byte("key"))
-	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "t", Name: "t", CreatedAt: now},
-		&herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "t", Prefix: "hk_t", Hash: sum[:], CreatedAt: now}); err != nil {
-		b.Fatal(err)
-	}
-	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "t", Kind: herald.ChannelWebhook, Name: "c",
-		URL: "https://example.com/hook", Headers: map[string]string{}, Policy: herald.StandardPolicy(), Enabled: true,
-		MaxInFlight: 64, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateChannel(ctx, ch); err != nil {
-		b.Fatal(err)
-	}
+	ch := sqlite.MakeChannel(b, s, now, 64)
 	data := json.RawMessage(`{"order":{"id":"1001","note":"` + strings.Repeat("x", 900) + `"}}`)
 	const per = 10
 	// A busy channel has requests in flight while it claims more: lease

@@ -17,7 +17,7 @@ func TestClaimSkipsDeliveryWithoutEvent(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	ch := testChannel(t, s, now)
+	ch := MakeChannel(t, s, now, 16)
 	// The orphan is older, so a claim meets it first.
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, next_attempt_at, created_at, updated_at)
 		VALUES ('dlv_orphan', 't', 'evt_gone', 'x.y', ?, 'pending', ?, ?, ?)`, ch.ID, ts(now.Add(-time.Minute)), ts(now), ts(now)); err != nil {
@@ -51,7 +51,7 @@ func TestLeasesReleasedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	ch := testChannel(t, s, now)
+	ch := MakeChannel(t, s, now, 16)
 	var ids []string
 	for range 2 {
 		res, err := s.Publish(ctx, []herald.Publication{{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "t", Type: "x.y",
@@ -94,8 +94,10 @@ func TestLeasesReleasedAtStart(t *testing.T) {
 	}
 }
 
-// testChannel makes tenant t and a webhook channel in it.
-func testChannel(t *testing.T, s *Store, now time.Time) *herald.Channel {
+// MakeChannel makes tenant t and a webhook channel in it with maxInFlight
+// requests in flight; exported for the store's external tests
+// (bench_test.go).
+func MakeChannel(t testing.TB, s *Store, now time.Time, maxInFlight int) *herald.Channel {
 	t.Helper()
 	ctx := context.Background()
 	sum := sha256.Sum256([]byte("key"))
@@ -105,7 +107,7 @@ func testChannel(t *testing.T, s *Store, now time.Time) *herald.Channel {
 	}
 	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "t", Kind: herald.ChannelWebhook, Name: "c",
 		URL: "https://example.com/hook", Headers: map[string]string{}, Policy: herald.StandardPolicy(), Enabled: true,
-		MaxInFlight: 16, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+		MaxInFlight: maxInFlight, Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
 	if err := s.CreateChannel(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
