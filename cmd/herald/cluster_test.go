@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/internal/testenv"
 )
@@ -426,4 +429,37 @@ func TestClusterDisableWhileClaiming(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-done
+}
+
+// TestBenchShowsHeraldWarnings: herald bench prints Herald's own warnings
+// on stderr (on PostgreSQL, the one about autovacuum exactly when the
+// server has it off) and nothing else of Herald's log.
+func TestBenchShowsHeraldWarnings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a small benchmark on PostgreSQL")
+	}
+	ctx := context.Background()
+	db := testenv.PostgresDB(t)
+	var out, errOut bytes.Buffer
+	if err := Main(ctx, []string{"bench", "burst", "--events", "200", "--concurrency", "16", "--database", db}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var autovacuum string
+	if err := conn.QueryRow(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
+		t.Fatal(err)
+	}
+	if warned := strings.Contains(errOut.String(), "autovacuum is off"); warned != (autovacuum == "off") {
+		t.Errorf("autovacuum %s, warning shown %v; stderr:\n%s", autovacuum, warned, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "level=INFO") {
+		t.Errorf("bench printed Herald's info log:\n%s", errOut.String())
+	}
+	if !strings.Contains(out.String(), "burst") {
+		t.Errorf("no burst result:\n%s", out.String())
+	}
 }
