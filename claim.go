@@ -25,7 +25,8 @@ func RetryConflict(d *Delivery, leaseUntil *time.Time, now time.Time) error {
 
 // PickClaims decides which due deliveries a claim takes, the same way in
 // every store: in the candidates' order, up to p.Limit, within each
-// channel's free in-flight slots (busy counts the leases it has now) plus
+// channel's free in-flight slots (busy is its requests in flight now; see
+// ClaimParams.Busy) plus
 // p.Queue for a channel without a rate limit, and within its rate
 // schedule (rateNext holds each rate-limited channel's next free slot and
 // is advanced in place). A delivery whose channel is missing from
@@ -40,7 +41,7 @@ func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, b
 		c := Claim{Delivery: d, Channel: ch, LeaseUntil: p.Now.Add(p.LeaseSlack + 15*time.Second)}
 		if ch != nil {
 			queued := busy[ch.ID] >= ch.MaxInFlight
-			if queued && (ch.RateLimitPerSec > 0 || busy[ch.ID] >= ch.MaxInFlight+p.Queue) {
+			if queued && (ch.RateLimitPerSec > 0 || busy[ch.ID] >= ch.MaxInFlight+p.QueueOf(ch.ID)) {
 				continue
 			}
 			start := p.Now
@@ -57,7 +58,7 @@ func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, b
 			busy[ch.ID]++
 			c.LeaseUntil = start.Add(ch.Timeout() + p.LeaseSlack)
 			if queued {
-				c.LeaseUntil = p.QueueLease
+				c.LeaseUntil = c.LeaseUntil.Add(p.QueueWait)
 			}
 		}
 		picked = append(picked, c)

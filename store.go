@@ -202,19 +202,37 @@ type ClaimParams struct {
 	Limit int
 	// LeaseSlack is added to each channel's timeout to make its lease.
 	LeaseSlack time.Duration
-	// Busy, when set, is each channel's requests in flight as the one
-	// dispatcher of a single-process store counts them; the store counts
-	// leases otherwise. Deliveries handed off at publish are leased while
-	// they wait, so leases overcount them. Stores shared by several
-	// processes (PostgreSQL) refuse it.
+	// Busy, when set, is each channel's requests in flight as the
+	// dispatcher counts them. A single-process store (SQLite) uses it
+	// instead of counting leases: deliveries handed off at publish are
+	// leased while they wait, so leases overcount them. A store shared by
+	// several processes (PostgreSQL) counts the channel's leases less
+	// Held, the other processes' share, and adds Busy.
 	Busy map[string]int
+	// Held, with Busy, is each channel's deliveries this dispatcher holds
+	// leased: queued, in flight, or waiting for their result to be
+	// written.
+	Held map[string]int
 	// Queue, with Busy, lets each channel without a rate limit take up to
-	// Queue deliveries beyond its free slots, leased until QueueLease: the
-	// dispatcher queues them in memory and starts them as slots free, so
-	// a channel's backlog costs a claim per batch rather than per freed
-	// slot. Stores shared by several processes refuse it.
-	Queue      int
-	QueueLease time.Time
+	// Queue deliveries beyond its free slots, leased for QueueWait longer
+	// than one that starts now: the dispatcher queues them in memory and
+	// starts them as slots free, so a channel's backlog costs a claim per
+	// batch rather than per freed slot. A shared store queues only for a
+	// channel no other process holds leases of: the queue's leases then
+	// keep the others off the channel until it has run down, and the
+	// dispatcher may start its queue by its own count.
+	Queue     int
+	QueueWait time.Duration
+	// QueueFor, when it has a channel, is that channel's Queue instead.
+	QueueFor map[string]int
+}
+
+// QueueOf is how many deliveries of a channel a claim may queue.
+func (p ClaimParams) QueueOf(channelID string) int {
+	if n, ok := p.QueueFor[channelID]; ok {
+		return n
+	}
+	return p.Queue
 }
 
 // Claim is a leased delivery with what it takes to attempt it. Channel is

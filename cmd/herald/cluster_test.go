@@ -278,20 +278,38 @@ func TestClusterChannelLimits(t *testing.T) {
 	key := procs[0].mustPost(t, "/v1/tenants", testAdminKey, map[string]any{"id": "acme", "name": "Acme"}, 201)["api_key"].(string)
 	limited := procs[0].mustPost(t, "/v1/tenants/acme/channels", key, map[string]any{"name": "in-flight", "url": rc.URL + "/a", "max_in_flight": 2}, 201)["id"].(string)
 	procs[0].mustPost(t, "/v1/tenants/acme/subscriptions", key, map[string]any{"channel_id": limited, "event_types": []string{"order.completed"}}, 201)
-	publishBatches(t, procs, key, 30)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(arrivals)
-		mu.Unlock()
-		if n >= 30 || time.Now().After(deadline) {
-			break
+	// waitFor waits until n have arrived and in flight satisfies ok.
+	waitFor := func(n int, ok func(inFlight int) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got, now := len(arrivals), inFlight
+			mu.Unlock()
+			if got >= n && ok(now) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d arrived, %d in flight", got, n, now)
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	anyInFlight := func(int) bool { return true }
+	publishBatches(t, procs, key, 30)
+	waitFor(30, anyInFlight)
+	// Each round, one process has both slots busy when another is asked
+	// to deliver more: the other's claim may queue none of them (it would
+	// start its queue by its own count), and may start one only when a
+	// slot frees.
+	for i := range 3 {
+		base := 30 + i*12
+		publishBatches(t, procs[i:i+1], key, 2)
+		waitFor(base+2, func(n int) bool { return n == 2 })
+		publishBatches(t, procs[(i+1)%3:(i+1)%3+1], key, 10)
+		waitFor(base+12, func(n int) bool { return n == 0 })
 	}
 	mu.Lock()
-	if len(arrivals) != 30 || maxInFlight > 2 {
-		t.Fatalf("%d arrived, at most %d at once; want 30 with never more than 2 at once", len(arrivals), maxInFlight)
+	if len(arrivals) != 66 || maxInFlight > 2 {
+		t.Fatalf("%d arrived, at most %d at once; want 66 with never more than 2 at once", len(arrivals), maxInFlight)
 	}
 	arrivals = nil
 	mu.Unlock()

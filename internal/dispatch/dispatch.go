@@ -36,9 +36,14 @@ type Config struct {
 	// Jitter returns a number in [0,1) for retry jitter.
 	Jitter func() float64
 	// Local says only this process uses Store (SQLite): the dispatcher
-	// counts requests in flight itself and takes deliveries handed off at
-	// publish (see Reserve), reading their channels from Channels.
-	Local    bool
+	// takes deliveries handed off at publish (see Reserve) and its queued
+	// deliveries are leased until the process ends. Otherwise several
+	// processes may share the store (PostgreSQL): queued deliveries are
+	// leased for sharedQueueWait and queued only while the channel's
+	// recent rate can start them within it.
+	Local bool
+	// Channels reads the channels of queued deliveries, which apply
+	// changes made while they waited.
 	Channels ChannelSource
 }
 
@@ -50,7 +55,7 @@ type Dispatcher struct {
 	inflight atomic.Int64
 
 	completer *completer
-	lanes     *lanes // nil unless Local
+	lanes     *lanes
 
 	// Requests run under workCtx, which outlives Run's context by the
 	// shutdown grace; wg counts them.
@@ -107,18 +112,14 @@ func New(cfg Config) *Dispatcher {
 		completer: &completer{store: cfg.Store},
 		tasks:     make(chan task),
 	}
-	if cfg.Local {
-		d.lanes = newLanes()
-	}
+	d.lanes = newLanes(!cfg.Local)
 	d.workCtx, d.cancelWork = context.WithCancel(context.Background())
 	return d
 }
 
 // Wake makes the loop look for due deliveries now.
 func (d *Dispatcher) Wake() {
-	if d.lanes != nil {
-		d.lanes.markDirty()
-	}
+	d.lanes.markDirty()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -129,12 +130,10 @@ func (d *Dispatcher) Wake() {
 // the shutdown grace and releases the rest.
 func (d *Dispatcher) Run(ctx context.Context) {
 	defer d.cancelWork()
-	if d.lanes != nil {
-		d.lanes.mu.Lock()
-		d.lanes.running = true
-		d.pumpAll()
-		d.lanes.mu.Unlock()
-	}
+	d.lanes.mu.Lock()
+	d.lanes.running = true
+	d.pumpAll()
+	d.lanes.mu.Unlock()
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
@@ -144,9 +143,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		d.waitForWork(ctx, ticker.C)
 	}
-	if d.lanes != nil {
-		d.closeLanes()
-	}
+	d.closeLanes()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {
@@ -171,7 +168,7 @@ func (d *Dispatcher) waitForWork(ctx context.Context, tick <-chan time.Time) {
 		case <-tick:
 			return
 		case <-d.freed:
-			if d.lanes != nil && d.lanes.drained() {
+			if d.lanes.drained() {
 				continue
 			}
 			// A finished request frees one slot; claiming for each alone
@@ -205,34 +202,31 @@ func (d *Dispatcher) claimAndStart(ctx context.Context) (n, limit int) {
 		return 0, 0
 	}
 	limit = min(free, d.cfg.ClaimBatch)
-	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack}
-	var gen uint64
-	if d.lanes != nil {
-		p.Busy, p.Queue, gen = d.lanes.beginClaim()
-		p.QueueLease = p.Now.Add(herald.QueueLease)
+	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack, QueueWait: sharedQueueWait}
+	if d.cfg.Local {
+		p.QueueWait = herald.QueueLease
 	}
+	gen := d.lanes.beginClaim(&p)
 	claims, err := d.cfg.Store.ClaimDeliveries(ctx, p)
 	if err != nil && ctx.Err() == nil {
 		d.cfg.Logger.Error("claim deliveries", "err", err)
 	}
-	start := claims
-	if d.lanes != nil {
-		d.lanes.mu.Lock()
-		room := d.cfg.Concurrency - int(d.inflight.Load())
-		start = d.lanes.endClaim(p.Busy, p.Queue, gen, claims, err != nil || len(claims) == limit, room)
-	}
+	d.lanes.mu.Lock()
+	room := d.cfg.Concurrency - int(d.inflight.Load())
+	start := d.lanes.endClaim(p, gen, claims, err != nil || len(claims) == limit, room)
 	for _, c := range start {
 		var l *lane
-		if d.lanes != nil && c.Channel != nil {
+		if c.Channel != nil {
 			l = d.lanes.byCh[c.Channel.ID]
 		}
 		d.claimed.Add(1)
-		d.start(l, func(ctx context.Context, free func()) { d.deliver(ctx, c, free) })
+		d.start(l, func(ctx context.Context, free func()) {
+			d.deliver(ctx, c, free)
+			d.unhold(l)
+		})
 	}
-	if d.lanes != nil {
-		d.pumpAll()
-		d.lanes.mu.Unlock()
-	}
+	d.pumpAll()
+	d.lanes.mu.Unlock()
 	return len(claims), limit
 }
 
@@ -312,9 +306,7 @@ func (d *Dispatcher) run(t task) {
 
 func (d *Dispatcher) slotFreed(l *lane) {
 	d.inflight.Add(-1)
-	if d.lanes != nil {
-		d.freeSlot(l)
-	}
+	d.freeSlot(l)
 	select {
 	case d.freed <- struct{}{}:
 	default:
@@ -342,24 +334,25 @@ func (d *Dispatcher) deliver(ctx context.Context, c herald.Claim, free func()) {
 		d.release(c)
 		return
 	}
-	if d.lanes != nil && comp.Attempt.StatusCode != 0 && !d.completer.behind() {
+	if d.cfg.Local && comp.Attempt.StatusCode != 0 && !d.completer.behind() {
 		// The receiver is done with it; its lease keeps the delivery from
 		// being claimed while the result is written. A request that got no
 		// answer (a timeout) may still be running there, so it keeps its
 		// slot. While the store falls behind recording results, the slot
 		// waits for this one: sending on would pile up goroutines (and
-		// their stacks) waiting for the store without bound.
+		// their stacks) waiting for the store without bound. With a shared
+		// store the slot waits for the result in any case: other
+		// processes count the lease as in flight, and what a crash sends
+		// twice stays within the channel's in-flight limit.
 		free()
 	}
 	if err := d.completer.complete(comp); err != nil {
 		// The lease expires and the delivery is attempted again: at least
-		// once. A handed-off delivery's lease is long: drop it now.
+		// once. A queued delivery's lease is long: drop it now.
 		d.cfg.Logger.Error("record attempt", "delivery", c.Delivery.ID, "err", err)
-		if d.lanes != nil {
-			d.release(c)
-		}
+		d.release(c)
 	}
-	if d.lanes != nil && comp.Attempt.ErrorClass == herald.ErrClassTimeout {
+	if comp.Attempt.ErrorClass == herald.ErrClassTimeout {
 		// The receiver may not have noticed yet that the connection it
 		// hung on is closed; a queued delivery would start at once.
 		select {
@@ -399,9 +392,7 @@ func (d *Dispatcher) releaseIDs(ids []string) {
 	if err := d.cfg.Store.ReleaseDeliveries(context.Background(), ids); err != nil {
 		d.cfg.Logger.Error("release deliveries", "deliveries", len(ids), "err", err)
 	}
-	if d.lanes != nil {
-		d.Wake()
-	}
+	d.Wake()
 }
 
 // Attempt makes one attempt outside the loop (manual retry, channel test)

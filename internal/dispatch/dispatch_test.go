@@ -19,14 +19,16 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/channel"
+	"github.com/heraldhq/herald/internal/postgres"
 	"github.com/heraldhq/herald/internal/sqlite"
 	"github.com/heraldhq/herald/internal/target"
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
-// heldStore is a real SQLite store whose results are not written until
-// open is closed: a store falling behind the receiver.
+// heldStore is a real store whose results are not written until open is
+// closed: a store falling behind the receiver.
 type heldStore struct {
-	*sqlite.Store
+	herald.Store
 	open chan struct{}
 }
 
@@ -83,26 +85,47 @@ func TestSendingWaitsForResults(t *testing.T) {
 	}
 }
 
-// rig is a real SQLite store with one channel whose receiver, a local
-// HTTP server, passes on each event's id in the order they arrive.
+// rig is a real store (SQLite unless the test asks for PostgreSQL) with
+// one channel whose receiver, a local HTTP server, passes on each event's
+// id in the order they arrive.
 type rig struct {
-	st  *sqlite.Store
-	ch  *herald.Channel
-	ids chan string
-	got atomic.Int64
+	st     herald.Store
+	shared bool // st is PostgreSQL
+	clock  herald.Clock
+	ch     *herald.Channel
+	ids    chan string
+	got    atomic.Int64
 }
 
-// newRig makes a store with one channel allowed maxInFlight requests, to
-// a receiver that takes at least delay to answer.
+// newRig makes a SQLite store with one channel allowed maxInFlight
+// requests, to a receiver that takes at least delay to answer.
 func newRig(t *testing.T, maxInFlight int, delay time.Duration) *rig {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Synchronous: "NORMAL", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	r := &rig{st: st, ids: make(chan string, 10000)}
+	return newRigOn(t, st, maxInFlight, delay)
+}
+
+// newSharedRig is newRig on a fresh PostgreSQL database.
+func newSharedRig(t *testing.T, maxInFlight int, delay time.Duration) *rig {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := newRigOn(t, st, maxInFlight, delay)
+	r.shared = true
+	return r
+}
+
+func newRigOn(t *testing.T, st herald.Store, maxInFlight int, delay time.Duration) *rig {
+	t.Helper()
+	ctx := context.Background()
+	r := &rig{st: st, ids: make(chan string, 10000), clock: herald.SystemClock{}}
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		time.Sleep(delay)
 		var p struct{ ID string }
@@ -146,7 +169,7 @@ func (r *rig) backlog(t *testing.T, n int) []string {
 // looking at the store at least every poll, and returns what stops it.
 func (r *rig) run(store herald.DeliveryStore, poll time.Duration) (stop func()) {
 	d := New(Config{Store: store, Sender: channel.NewSender(target.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}), "Herald/test"),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: poll, Local: true, Channels: r.st})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: poll, Local: !r.shared, Channels: r.st, Clock: r.clock})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -156,9 +179,9 @@ func (r *rig) run(store herald.DeliveryStore, poll time.Duration) (stop func()) 
 	return func() { cancel(); <-done }
 }
 
-// countingStore is a real SQLite store that counts claims.
+// countingStore is a real store that counts claims.
 type countingStore struct {
-	*sqlite.Store
+	herald.Store
 	claims atomic.Int64
 	// topUps counts claims made for a channel (of max_in_flight 1) while
 	// its queue still held deliveries: busy above its one slot, but
@@ -184,7 +207,16 @@ func TestBacklogClaimedInBatches(t *testing.T) {
 	// A receiver that answers in 200 µs drains half a queue in about
 	// 13 ms: time for the loop to see it run low and claim, even on a
 	// busy machine (an instant one could drain it before the loop runs).
-	r := newRig(t, 1, 200*time.Microsecond)
+	testBacklogClaimedInBatches(t, newRig(t, 1, 200*time.Microsecond))
+}
+
+// TestSharedBacklogClaimedInBatches: the same with PostgreSQL, which
+// other processes may share.
+func TestSharedBacklogClaimedInBatches(t *testing.T) {
+	testBacklogClaimedInBatches(t, newSharedRig(t, 1, 200*time.Microsecond))
+}
+
+func testBacklogClaimedInBatches(t *testing.T, r *rig) {
 	const n = 600
 	want := r.backlog(t, n)
 	store := &countingStore{Store: r.st}
@@ -323,7 +355,7 @@ func TestQueueFollowsSendRate(t *testing.T) {
 // runs, so when it ends the global limit may have less room than when it
 // began; what does not fit is queued, not started.
 func TestClaimKeepsGlobalLimit(t *testing.T) {
-	ls := newLanes()
+	ls := newLanes(false)
 	ch := &herald.Channel{ID: "ch_1", TenantID: "a", Enabled: true, MaxInFlight: 4}
 	var claims []herald.Claim
 	for i := range 4 {
@@ -332,7 +364,7 @@ func TestClaimKeepsGlobalLimit(t *testing.T) {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	start := ls.endClaim(map[string]int{}, 0, ls.gen, claims, false, 1)
+	start := ls.endClaim(herald.ClaimParams{Busy: map[string]int{}}, ls.gen, claims, false, 1)
 	l := ls.byCh[ch.ID]
 	if len(start) != 1 || len(l.queue) != 3 || l.busy != 1 {
 		t.Fatalf("room for 1 more in flight: started %d, queued %d, busy %d; want 1, 3, 1", len(start), len(l.queue), l.busy)

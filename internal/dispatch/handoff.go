@@ -34,6 +34,17 @@ import (
 // it sent in the last queueSeconds if that is more: a burst to a channel
 // that keeps up stays in memory, and one whose requests hang cannot take
 // the shared budget from the others.
+//
+// With a store several processes share (PostgreSQL) nothing is handed
+// off, as the process that publishes need not be the one that delivers;
+// claims queue as above, but a queued delivery's lease ends: claims queue
+// what the channel's recent rate starts well within sharedQueueWait, and a
+// delivery that waited too long for its lease to cover its request is
+// released instead. In-flight limits hold across processes because a
+// store queues only for a channel no other process holds leases of, and
+// the queue's leases then keep the others off it (see
+// herald.ClaimParams.Queue); the dispatcher counts what it holds (held)
+// for the store to tell its own leases from the others'.
 
 // ChannelSource reads the channels of handed-off deliveries.
 type ChannelSource interface {
@@ -60,6 +71,19 @@ const (
 	// between claims while the writer was busy; 512 drains a backlog
 	// about 1.6 times as fast (docs/benchmarks-log.md).
 	queuePerClaim = 512
+	// sharedQueueWait is how much longer than a request's own lease a
+	// delivery queued with a shared store is leased: how long after a
+	// crash of this process its queue waits for other processes.
+	sharedQueueWait = 30 * time.Second
+	// sharedQueueSeconds bounds what a claim queues with a shared store:
+	// what the channel sent in that many seconds, so that the queue starts
+	// well within sharedQueueWait.
+	sharedQueueSeconds = 10
+	// sharedVersionAge is how long a shared store's config version is
+	// taken as current for queued deliveries: reading it for each one
+	// cost a tenth of delivery's CPU (a query each), and a channel
+	// changed meanwhile applies to queued deliveries this much later.
+	sharedVersionAge = 100 * time.Millisecond
 )
 
 // queueCost is the memory a queued delivery holds: its claim, and its
@@ -90,6 +114,7 @@ type lanes struct {
 	starved bool           // a queue waits for a slot of the global limit
 	running bool           // Run has begun: queues may start
 	closed  bool
+	shared  bool // other processes may claim from the store: see above
 
 	// gen counts changes that may leave due deliveries in the store that
 	// no claim has seen; a claim clears only what was set before it began.
@@ -100,6 +125,7 @@ type lanes struct {
 
 	cacheVersion int64
 	cache        map[string]*herald.Channel // by ID; nil for a missing channel
+	versionRead  time.Time                  // when cacheVersion was read (shared stores)
 }
 
 type lane struct {
@@ -107,11 +133,13 @@ type lane struct {
 	max      int  // the channel's in-flight limit, as last read
 	rated    bool // the channel has a rate limit: claims queue none of it
 	busy     int  // requests in flight
+	held     int  // claimed and not yet completed or released (shared stores only)
 	reserved int  // handed off by a publish still being written
 	queue    []queued
 	backlog  bool
 	setGen   uint64 // gen when backlog was last turned on
 	refill   bool   // the running claim tops up the queue (beginClaim)
+	shared   bool   // see lanes.shared
 
 	// The channel's requests ended per second, measured over the last
 	// window of rateWindow or more that ended with a request; sent counts
@@ -135,8 +163,8 @@ func (l *lane) ended(now time.Time) {
 	}
 }
 
-func newLanes() *lanes {
-	return &lanes{byCh: map[string]*lane{}, waiting: map[*lane]bool{}, backlogged: map[*lane]bool{}, dirty: true, gen: 1, dirtyGen: 1}
+func newLanes(shared bool) *lanes {
+	return &lanes{byCh: map[string]*lane{}, waiting: map[*lane]bool{}, backlogged: map[*lane]bool{}, dirty: true, gen: 1, dirtyGen: 1, shared: shared}
 }
 
 // laneOf returns ch's lane, made if new: a new lane has a backlog unless
@@ -144,7 +172,7 @@ func newLanes() *lanes {
 func (ls *lanes) laneOf(ch *herald.Channel) *lane {
 	l := ls.byCh[ch.ID]
 	if l == nil {
-		l = &lane{id: ch.ID}
+		l = &lane{id: ch.ID, shared: ls.shared}
 		ls.byCh[ch.ID] = l
 		if ls.dirty {
 			ls.setBacklog(l)
@@ -157,8 +185,11 @@ func (ls *lanes) laneOf(ch *herald.Channel) *lane {
 // claimRoom is how many deliveries of l a claim may take beyond its
 // free slots, with q allowed per lane; mu held.
 func (l *lane) claimRoom(q int) int {
-	if l.rated {
+	switch {
+	case l.rated:
 		return 0
+	case l.shared:
+		return min(q, max(l.max, l.rate*sharedQueueSeconds))
 	}
 	return q
 }
@@ -211,29 +242,43 @@ func (ls *lanes) drained() bool {
 	return true
 }
 
-// beginClaim returns the busy counts the claim is to respect and how many
-// it may queue per channel. A lane whose queue is long enough is left be
-// (the claim skips scanning its leased rows); one with a backlog whose
-// queue runs low counts its queue as busy and is claimed for ahead, so
-// that it does not run dry while the claim waits for the writer.
-func (ls *lanes) beginClaim() (busy map[string]int, queue int, gen uint64) {
+// beginClaim returns the claim's parameters from the lanes: the busy
+// counts it is to respect, how many it may queue per channel and, with a
+// shared store, the deliveries held and each channel's own queue bound
+// (claimRoom). A lane whose queue is long enough is left be (the claim
+// skips scanning its leased rows); one with a backlog whose queue runs
+// low counts its queue as busy and is claimed for ahead, so that it does
+// not run dry while the claim waits for the store.
+func (ls *lanes) beginClaim(p *herald.ClaimParams) (gen uint64) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	queue = ls.claimQueue()
-	busy = make(map[string]int, len(ls.byCh))
+	p.Queue = ls.claimQueue()
+	p.Busy = make(map[string]int, len(ls.byCh))
+	if ls.shared {
+		p.Held = make(map[string]int, len(ls.byCh))
+		p.QueueFor = make(map[string]int, len(ls.byCh))
+	}
 	for id, l := range ls.byCh {
 		l.refill = false
 		switch {
 		case l.wantsRefill():
 			l.refill = true
-			busy[id] = l.busy + len(l.queue)
+			p.Busy[id] = l.busy + len(l.queue)
 		case len(l.queue) > 0:
-			busy[id] = max(l.busy, l.max+queue)
+			p.Busy[id] = max(l.busy, l.max+p.Queue)
 		case l.busy > 0:
-			busy[id] = l.busy
+			p.Busy[id] = l.busy
+		}
+		if l.shared {
+			if l.held > 0 {
+				p.Held[id] = l.held
+			}
+			if room := l.claimRoom(p.Queue); room < p.Queue {
+				p.QueueFor[id] = room
+			}
 		}
 	}
-	return busy, queue, ls.gen
+	return ls.gen
 }
 
 // wantsRefill reports whether a claim should top up l's queue: it has a
@@ -250,7 +295,7 @@ func (l *lane) wantsRefill() bool {
 // It learns from the claim which channels still have due deliveries in
 // the store: those whose free slots and queue room it filled. full means
 // it was cut off by its limit (or failed). mu held.
-func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []herald.Claim, full bool, room int) (start []herald.Claim) {
+func (ls *lanes) endClaim(p herald.ClaimParams, gen uint64, claims []herald.Claim, full bool, room int) (start []herald.Claim) {
 	taken := map[*lane]int{}
 	extra := map[*lane][]queued{}
 	shares := map[string]int{} // an event's deliveries queued together
@@ -262,6 +307,9 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 		}
 		l := ls.laneOf(c.Channel)
 		taken[l]++
+		if l.shared {
+			l.held++
+		}
 		if l.busy < l.max && len(extra[l]) == 0 && !l.refill && room > 0 {
 			l.busy++
 			room--
@@ -292,10 +340,13 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 		taken[l] += 0
 	}
 	for l, n := range taken {
-		free := l.max + l.claimRoom(queue) - busy[l.id]
+		free := l.max + l.claimRoom(p.Queue) - p.Busy[l.id]
 		switch {
 		case free <= 0: // the claim could not look
-		case n >= free:
+		case n >= free || (l.shared && n > 0):
+			// (With a shared store, other processes' leases may have
+			// left less free than that: a lane that took any looks
+			// again.)
 			ls.setBacklog(l)
 		case !full && l.setGen <= gen:
 			ls.clearBacklog(l)
@@ -304,25 +355,43 @@ func (ls *lanes) endClaim(busy map[string]int, queue int, gen uint64, claims []h
 	return start
 }
 
-// channel returns a channel as of the store's current config version, nil
-// if it no longer exists.
+// channel returns a channel as of the store's current config version (a
+// shared store's as read within sharedVersionAge), nil if it no longer
+// exists.
 func (d *Dispatcher) channel(ctx context.Context, tenantID, id string) (*herald.Channel, error) {
-	v, err := d.cfg.Channels.ConfigVersion(ctx)
-	if err != nil {
-		return nil, err
-	}
 	ls := d.lanes
-	ls.mu.Lock()
-	if ls.cache == nil || ls.cacheVersion != v {
-		ls.cache, ls.cacheVersion = map[string]*herald.Channel{}, v
+	fresh := false
+	if ls.shared { // set once, at New
+		ls.mu.Lock()
+		fresh = ls.cache != nil && time.Since(ls.versionRead) < sharedVersionAge
+		ls.mu.Unlock()
 	}
+	var v int64
+	var read time.Time
+	if !fresh {
+		read = time.Now()
+		var err error
+		if v, err = d.cfg.Channels.ConfigVersion(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ls.mu.Lock()
+	if !fresh {
+		if ls.cache == nil || v > ls.cacheVersion {
+			ls.cache, ls.cacheVersion = map[string]*herald.Channel{}, v
+		}
+		if read.After(ls.versionRead) {
+			ls.versionRead = read
+		}
+	}
+	v = ls.cacheVersion
 	ch, ok := ls.cache[id]
 	ls.mu.Unlock()
 	if ok {
 		return ch, nil
 	}
 	// Read after the version: what is read is at least that new.
-	ch, err = d.cfg.Channels.GetChannel(ctx, tenantID, id)
+	ch, err := d.cfg.Channels.GetChannel(ctx, tenantID, id)
 	if errors.Is(err, herald.ErrNotFound) {
 		ch, err = nil, nil
 	}
@@ -346,7 +415,7 @@ func (d *Dispatcher) channel(ctx context.Context, tenantID, id string) (*herald.
 // channel, which is claimed as the channel's slots free. Without a local
 // store it takes none.
 func (d *Dispatcher) Reserve(ctx context.Context, e *herald.Event, channelIDs []string) (chs []*herald.Channel, wake bool) {
-	if d.lanes == nil {
+	if !d.cfg.Local {
 		return nil, true
 	}
 	chs = make([]*herald.Channel, len(channelIDs))
@@ -483,7 +552,13 @@ func (d *Dispatcher) pump(l *lane) {
 		} else {
 			d.handedOff.Add(1)
 		}
-		d.start(l, func(ctx context.Context, free func()) { d.deliverQueued(ctx, *c, free) })
+		claimed := q.claimed
+		d.start(l, func(ctx context.Context, free func()) {
+			d.deliverQueued(ctx, *c, free)
+			if claimed {
+				d.unhold(l)
+			}
+		})
 	}
 	if len(l.queue) == 0 {
 		l.queue = nil
@@ -502,6 +577,13 @@ func (d *Dispatcher) deliverQueued(ctx context.Context, c herald.Claim, free fun
 	}
 	if ch != nil && ch.Enabled && ch.RateLimitPerSec > 0 {
 		d.release(c) // rate-limited since: a claim schedules it
+		return
+	}
+	if d.lanes.shared && ch != nil && c.LeaseUntil.Sub(d.cfg.Clock.Now()) < ch.Timeout()+d.cfg.LeaseSlack/2 {
+		// Queued with a shared store for longer than the claim meant: its
+		// lease no longer covers the request. Released now, before the
+		// lease ends, it is due again for any process.
+		d.release(c)
 		return
 	}
 	c.Channel = ch
@@ -537,6 +619,9 @@ func (d *Dispatcher) closeLanes() {
 		for _, q := range l.queue {
 			release = append(release, q.c.Delivery.ID)
 			ls.bytes -= q.cost
+			if q.claimed && l.shared {
+				l.held--
+			}
 		}
 		l.queue = nil
 	}
@@ -548,7 +633,7 @@ func (d *Dispatcher) closeLanes() {
 // acquire counts a request outside the loop (a manual attempt) in its
 // channel's lane, so claims leave it its slot.
 func (d *Dispatcher) acquire(ch *herald.Channel) *lane {
-	if d.lanes == nil || ch == nil {
+	if ch == nil {
 		return nil
 	}
 	d.lanes.mu.Lock()
@@ -556,4 +641,15 @@ func (d *Dispatcher) acquire(ch *herald.Channel) *lane {
 	l := d.lanes.laneOf(ch)
 	l.busy++
 	return l
+}
+
+// unhold counts a claimed delivery of lane l (nil for a deleted channel's)
+// as completed or released: its lease is no longer this dispatcher's.
+func (d *Dispatcher) unhold(l *lane) {
+	if l == nil || !l.shared {
+		return
+	}
+	d.lanes.mu.Lock()
+	l.held--
+	d.lanes.mu.Unlock()
 }

@@ -89,10 +89,10 @@ func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) (
 // ClaimDeliveries leases due deliveries. The channels with due deliveries
 // are locked while their in-flight leases are counted, so a channel's limit
 // holds across processes; then each offers its oldest due deliveries, up to
-// its free slots, locked with SKIP LOCKED.
+// its free slots (and p.Queue more), locked with SKIP LOCKED.
 func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]herald.Claim, error) {
-	if p.Busy != nil || p.Queue != 0 {
-		return nil, errors.New("claim deliveries: PostgreSQL counts leases itself, as several processes share it; ClaimParams.Busy and Queue are for a single-process store")
+	if p.Queue != 0 && p.Busy == nil {
+		return nil, errors.New("claim deliveries: ClaimParams.Queue needs Busy and Held, the dispatcher's own counts")
 	}
 	var claims []herald.Claim
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -141,6 +141,23 @@ func claimSettings() []string { return []string{noBitmapScans, noFlushWait} }
 const busySQL = `SELECT u.id, (SELECT count(*) FROM deliveries WHERE channel_id = u.id AND lease_until > $2)
 	FROM unnest($1::text[]) AS u(id)`
 
+// inFlight is a channel's requests in flight as a claim counts them, and
+// how many it may queue beyond its free slots. Without the dispatcher's
+// own counts (p.Busy) they are its leases, and nothing is queued.
+// Otherwise they are the other processes' leases (all less what the
+// dispatcher holds) and its own requests, and p.Queue may be queued when
+// the others hold none (see herald.ClaimParams.Queue).
+func inFlight(p herald.ClaimParams, id string, leases int) (n, queue int) {
+	if p.Busy == nil {
+		return leases, 0
+	}
+	others := max(leases-p.Held[id], 0)
+	if others == 0 {
+		queue = p.QueueOf(id)
+	}
+	return others + p.Busy[id], queue
+}
+
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
 	// reported; once its lease has passed it ends as failed, to be retried
@@ -178,9 +195,9 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 			if err := rows.Scan(&id, &maxInFlight, &leased); err != nil {
 				return err
 			}
-			if maxInFlight == nil {
+			if n, queue := inFlight(p, id, leased); maxInFlight == nil {
 				deleted[id] = true
-			} else if leased >= *maxInFlight {
+			} else if n >= *maxInFlight+queue {
 				continue
 			}
 			due = append(due, id)
@@ -254,7 +271,7 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	if len(locked) == 0 && len(deleted) == 0 {
 		return nil, nil
 	}
-	busy := map[string]int{}
+	busy, queue := map[string]int{}, map[string]int{}
 	lockedIDs := make([]string, 0, len(locked))
 	for id := range locked {
 		lockedIDs = append(lockedIDs, id)
@@ -265,12 +282,12 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	}
 	for rows.Next() {
 		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
+		var leases int
+		if err := rows.Scan(&id, &leases); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		busy[id] = n
+		busy[id], queue[id] = inFlight(p, id, leases)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -278,9 +295,10 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	}
 
 	// Each channel offers at most its free slots, now counted under its
-	// lock, so a busy channel's backlog cannot fill the claim and starve
-	// the others; a deleted channel's deliveries are all taken, for the
-	// dispatcher to end. One statement takes them channel by channel in
+	// lock, and what the dispatcher may queue beyond them, so a busy
+	// channel's backlog cannot fill the claim and starve the others; a
+	// deleted channel's deliveries are all taken, for the dispatcher to
+	// end. One statement takes them channel by channel in
 	// due order (a nested loop over the array) and stops locking rows once
 	// p.Limit are found.
 	var offerIDs []string
@@ -288,7 +306,11 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	for _, id := range due {
 		n := p.Limit
 		if c, ok := locked[id]; ok {
-			n = min(n, c.MaxInFlight-busy[id])
+			q := queue[id]
+			if c.RateLimitPerSec > 0 {
+				q = 0
+			}
+			n = min(n, c.MaxInFlight+q-busy[id])
 		} else if !deleted[id] {
 			continue // another claim has it
 		}

@@ -136,7 +136,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, fmt.Errorf("count in-flight: %w", err)
 	}
 
-	full, err := fullChannels(tx, busy, p.Queue)
+	full, err := fullChannels(tx, busy, p)
 	if err != nil {
 		return nil, fmt.Errorf("find full channels: %w", err)
 	}
@@ -189,7 +189,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		}
 		n := p.Limit - len(cands)
 		if ch.maxInFlight > 0 {
-			n = min(n, ch.maxInFlight+p.Queue-busy[ch.id])
+			n = min(n, ch.maxInFlight+p.QueueOf(ch.id)-busy[ch.id])
 		}
 		if n <= 0 {
 			continue
@@ -302,7 +302,7 @@ func leasesByChannel(tx *wtx, p herald.ClaimParams) (map[string]int, error) {
 // fullChannels returns, as a JSON array, the channels whose requests in
 // flight (busy) fill their max_in_flight, and for a channel without a rate
 // limit also the queue the claim may add: a claim has nothing to give them.
-func fullChannels(tx *wtx, busy map[string]int, queue int) (string, error) {
+func fullChannels(tx *wtx, busy map[string]int, p herald.ClaimParams) (string, error) {
 	if len(busy) == 0 {
 		return "[]", nil
 	}
@@ -324,7 +324,7 @@ func fullChannels(tx *wtx, busy map[string]int, queue int) (string, error) {
 			return "", err
 		}
 		if !rated {
-			limit += queue
+			limit += p.QueueOf(id)
 		}
 		if limit > 0 && busy[id] >= limit {
 			full = append(full, id)

@@ -978,8 +978,8 @@ func testHookChannels(t *testing.T, f *fixture) {
 
 // testHandoff: a handed-off delivery is written pending but leased, so no
 // claim takes it until the lease ends; a claim given busy counts respects
-// them instead of counting leases. A shared store refuses both and writes
-// nothing.
+// them instead of counting leases. A shared store refuses handoffs and
+// writes nothing (testClaimQueue has its busy counts).
 func testHandoff(t *testing.T, f *fixture, local bool) {
 	f.tenant("a")
 	c := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
@@ -992,10 +992,6 @@ func testHandoff(t *testing.T, f *fixture, local bool) {
 		}
 		if _, err := f.s.GetEvent(f.ctx, "a", e.ID); !errors.Is(err, herald.ErrNotFound) {
 			t.Fatalf("the refused publication was stored: %v", err)
-		}
-		_, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 10, LeaseSlack: time.Second, Busy: map[string]int{}})
-		if err == nil {
-			t.Fatal("a shared store took a dispatcher's busy counts")
 		}
 		return
 	}
@@ -1040,23 +1036,22 @@ func testHandoff(t *testing.T, f *fixture, local bool) {
 }
 
 // testClaimQueue: with busy counts, a claim takes up to Queue deliveries
-// of a channel beyond its free slots, oldest first, and leases those until
-// QueueLease, so no later claim takes them while they wait in the
+// of a channel beyond its free slots, oldest first, and leases those
+// QueueWait longer, so no later claim takes them while they wait in the
 // dispatcher's queue; a rate-limited channel gets none beyond its slots.
-// A shared store refuses Queue.
+// A shared store counts the other processes' leases (all less Held) with
+// the busy counts, and queues only for a channel none of whose leases
+// another process holds; without busy counts it refuses Queue.
 func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	f.tenant("a")
 	c := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
 	rated := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2; c.RateLimitPerSec = 1000 })
-	queueLease := f.now.Add(time.Hour)
-	p := herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{c.ID: 1}, Queue: 3, QueueLease: queueLease}
-	if !local {
-		p.Busy = nil
-		if _, err := f.s.ClaimDeliveries(f.ctx, p); err == nil {
-			t.Fatal("a shared store took a queue to claim for")
-		}
-		return
+	const wait = time.Hour
+	p := herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Queue: 3, QueueWait: wait}
+	if _, err := f.s.ClaimDeliveries(f.ctx, p); err == nil && !local {
+		t.Fatal("a shared store took a queue to claim for without busy counts")
 	}
+	p.Busy = map[string]int{c.ID: 1}
 	var ids []string
 	for range 6 {
 		ids = append(ids, f.publish("a", "x.y", c.ID).DeliveryIDs[0])
@@ -1064,14 +1059,17 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 		f.now = f.now.Add(time.Millisecond)
 	}
 	p.Now = f.now
+	lease := f.now.Add(c.Timeout() + time.Second)
 	cs, err := f.s.ClaimDeliveries(f.ctx, p)
 	must(t, err)
 	var got []string
 	rateds := 0
+	claims := map[string]herald.Claim{} // c's, by delivery
 	for _, x := range cs {
+		claims[x.Delivery.ID] = x
 		if x.Delivery.ChannelID == rated.ID {
 			rateds++
-			if x.LeaseUntil.Equal(queueLease) {
+			if !x.LeaseUntil.Before(lease.Add(wait)) {
 				t.Fatal("a rate-limited channel's delivery was leased for a queue")
 			}
 			continue
@@ -1079,9 +1077,9 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 		got = append(got, x.Delivery.ID)
 		// One slot is free: the oldest delivery is to start now, the
 		// next three to wait in the queue.
-		want := f.now.Add(c.Timeout() + time.Second)
+		want := lease
 		if len(got) > 1 {
-			want = queueLease
+			want = lease.Add(wait)
 		}
 		if !x.LeaseUntil.Equal(want) {
 			t.Fatalf("claim %d leased until %v, want %v", len(got), x.LeaseUntil, want)
@@ -1094,16 +1092,19 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 		t.Fatalf("claimed %v, want the four oldest %v", got, ids[:4])
 	}
 	// With every slot busy, a claim still takes what the queue has room
-	// for: the remaining two.
+	// for: the remaining two. (A shared store is told the four leases
+	// are this dispatcher's.)
 	p.Busy = map[string]int{c.ID: 2}
+	p.Held = map[string]int{c.ID: 4}
 	cs, err = f.s.ClaimDeliveries(f.ctx, p)
 	must(t, err)
 	got = got[:0]
 	for _, x := range cs {
+		claims[x.Delivery.ID] = x
 		if x.Delivery.ChannelID == c.ID {
 			got = append(got, x.Delivery.ID)
-			if !x.LeaseUntil.Equal(queueLease) {
-				t.Fatalf("a delivery claimed with every slot busy is leased until %v, want %v", x.LeaseUntil, queueLease)
+			if !x.LeaseUntil.Equal(lease.Add(wait)) {
+				t.Fatalf("a delivery claimed with every slot busy is leased until %v, want %v", x.LeaseUntil, lease.Add(wait))
 			}
 		}
 	}
@@ -1113,7 +1114,8 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	// After the started one's lease ended, a claim for two free slots
 	// passes over the queued ones, still leased.
 	f.now = f.now.Add(10 * time.Minute)
-	cs, err = f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}})
+	p = herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}, Held: map[string]int{c.ID: 5}}
+	cs, err = f.s.ClaimDeliveries(f.ctx, p)
 	must(t, err)
 	got = got[:0]
 	for _, x := range cs {
@@ -1123,5 +1125,42 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	}
 	if want := []string{ids[0]}; !slices.Equal(got, want) {
 		t.Fatalf("after the slot's lease ended claimed %v, want %v", got, want)
+	}
+	if local {
+		return
+	}
+
+	// Another process, holding none of its leases, finds the channel
+	// full, queue or not.
+	for range 3 {
+		ids = append(ids, f.publish("a", "x.y", c.ID).DeliveryIDs[0])
+	}
+	other := herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}, Queue: 3, QueueWait: wait}
+	cs, err = f.s.ClaimDeliveries(f.ctx, other)
+	must(t, err)
+	for _, x := range cs {
+		if x.Delivery.ChannelID == c.ID {
+			t.Fatalf("a process holding none of the channel's 6 leases claimed %s", x.Delivery.ID)
+		}
+	}
+	// Once this dispatcher's leases are down to the started one's, the
+	// other process takes the one free slot and queues nothing: its queue
+	// would start by its own count, past this dispatcher's request.
+	for _, id := range ids[1:6] {
+		f.complete(claims[id], herald.StatusSucceeded, nil, "")
+	}
+	cs, err = f.s.ClaimDeliveries(f.ctx, other)
+	must(t, err)
+	got = got[:0]
+	for _, x := range cs {
+		if x.Delivery.ChannelID == c.ID {
+			got = append(got, x.Delivery.ID)
+			if want := f.now.Add(c.Timeout() + time.Second); !x.LeaseUntil.Equal(want) {
+				t.Fatalf("the other process's delivery is leased until %v, want %v, not queued", x.LeaseUntil, want)
+			}
+		}
+	}
+	if want := ids[6:7]; !slices.Equal(got, want) {
+		t.Fatalf("with one lease held elsewhere the other process claimed %v, want %v", got, want)
 	}
 }
