@@ -32,7 +32,7 @@ func (s *Store) Publish(ctx context.Context, pubs []herald.Publication) ([]heral
 // publish writes pubs and counts the new deliveries.
 func (s *Store) publish(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, int, error) {
 	if !slices.ContainsFunc(pubs, func(p herald.Publication) bool { return p.Event.IdempotencyKey != "" }) {
-		return s.publishBatch(ctx, pubs)
+		return s.publishGathered(ctx, pubs)
 	}
 	for try := 0; ; try++ {
 		results := make([]herald.PublishResult, len(pubs))

@@ -38,6 +38,7 @@ type Store struct {
 	log      *slog.Logger
 	versions versionReads
 	notes    notifier
+	gather   gatherer
 }
 
 var _ herald.Store = (*Store)(nil)
