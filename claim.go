@@ -23,6 +23,21 @@ func RetryConflict(d *Delivery, leaseUntil *time.Time, now time.Time) error {
 	return &ConflictError{Detail: fmt.Sprintf("delivery is still pending; its next automatic attempt is %s", when)}
 }
 
+// ChannelRoom is what a channel can give a claim: deliveries for its Free
+// in-flight slots, and Queue more beyond them for the dispatcher to queue.
+// Claims take every channel's free slots before any queue, so that one
+// channel's queue never takes the free slots of the channels after it
+// (when the first channel's queue filled the claim, a delivery to 100
+// channels started one channel per claim).
+type ChannelRoom struct{ Free, Queue int }
+
+// RoomOf is the room of a channel allowed maxInFlight requests with busy
+// in flight, which may queue queue deliveries beyond its slots.
+func RoomOf(maxInFlight, busy, queue int) ChannelRoom {
+	free := max(maxInFlight-busy, 0)
+	return ChannelRoom{Free: free, Queue: max(maxInFlight+queue-busy-free, 0)}
+}
+
 // PickClaims decides which due deliveries a claim takes, the same way in
 // every store: in the candidates' order, up to p.Limit, within each
 // channel's free in-flight slots (busy is its requests in flight now; see

@@ -158,6 +158,23 @@ func inFlight(p herald.ClaimParams, id string, leases int) (n, queue int) {
 	return others + p.Busy[id], queue
 }
 
+// claimCandidatesSQL takes the offered channels' due deliveries, channel
+// by channel in due order (a nested loop over the arrays), locking them:
+// first each channel's oldest for its free slots ($2), then the next ones
+// for its queue ($3), until $5 are found; so every channel's free slots
+// come before any queue (see herald.ChannelRoom). The second part passes
+// over what the first took, as it sees the rows in the same order.
+const claimCandidatesSQL = `SELECT d.* FROM unnest($1::text[], $2::int[]) AS c(id, n)
+	CROSS JOIN LATERAL (SELECT ` + deliveryCols + ` FROM deliveries
+		WHERE channel_id = c.id AND status = 'pending' AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+		ORDER BY next_attempt_at LIMIT c.n FOR UPDATE SKIP LOCKED) d
+	UNION ALL
+	SELECT d.* FROM unnest($1::text[], $2::int[], $3::int[]) AS c(id, n, q)
+	CROSS JOIN LATERAL (SELECT ` + deliveryCols + ` FROM deliveries
+		WHERE channel_id = c.id AND status = 'pending' AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+		ORDER BY next_attempt_at OFFSET c.n LIMIT c.q FOR UPDATE SKIP LOCKED) d
+	LIMIT $5`
+
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
 	// reported; once its lease has passed it ends as failed, to be retried
@@ -298,35 +315,30 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	// lock, and what the dispatcher may queue beyond them, so a busy
 	// channel's backlog cannot fill the claim and starve the others; a
 	// deleted channel's deliveries are all taken, for the dispatcher to
-	// end. One statement takes them channel by channel in
-	// due order (a nested loop over the array) and stops locking rows once
-	// p.Limit are found.
+	// end. See claimCandidatesSQL.
 	var offerIDs []string
-	var offerN []int32
+	var offerFree, offerQueue []int32
 	for _, id := range due {
-		n := p.Limit
+		var r herald.ChannelRoom
 		if c, ok := locked[id]; ok {
 			q := queue[id]
 			if c.RateLimitPerSec > 0 {
 				q = 0
 			}
-			n = min(n, c.MaxInFlight+q-busy[id])
-		} else if !deleted[id] {
-			continue // another claim has it
+			r = herald.RoomOf(c.MaxInFlight, busy[id], q)
+		} else if deleted[id] {
+			r.Free = p.Limit
 		}
-		if n > 0 {
+		if r.Free+r.Queue > 0 {
 			offerIDs = append(offerIDs, id)
-			offerN = append(offerN, int32(n))
+			offerFree = append(offerFree, int32(min(r.Free, p.Limit)))
+			offerQueue = append(offerQueue, int32(min(r.Queue, p.Limit)))
 		}
 	}
 	if len(offerIDs) == 0 {
 		return nil, nil
 	}
-	cands, err := collectDeliveries(tx.Query(ctx, `SELECT d.* FROM unnest($1::text[], $2::int[]) AS c(id, n)
-		CROSS JOIN LATERAL (SELECT `+deliveryCols+` FROM deliveries
-			WHERE channel_id = c.id AND status = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
-			ORDER BY next_attempt_at LIMIT c.n FOR UPDATE SKIP LOCKED) d
-		LIMIT $4`, offerIDs, offerN, p.Now, p.Limit))
+	cands, err := collectDeliveries(tx.Query(ctx, claimCandidatesSQL, offerIDs, offerFree, offerQueue, p.Now, p.Limit))
 	if err != nil || len(cands) == 0 {
 		return nil, err
 	}

@@ -154,18 +154,20 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		d(id, due) AS MATERIALIZED (SELECT id, (SELECT min(next_attempt_at) FROM deliveries
 			WHERE status = 'pending' AND channel_id = ch.id AND (lease_until IS NULL OR lease_until <= ?)) FROM ch
 			WHERE id IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?)))
-		SELECT d.id, COALESCE(c.max_in_flight, 0) FROM d LEFT JOIN channels c ON c.id = d.id WHERE d.due <= ? ORDER BY d.due`, now, full, now)
+		SELECT d.id, COALESCE(c.max_in_flight, 0), COALESCE(c.rate_limit_per_sec > 0, 0) FROM d LEFT JOIN channels c ON c.id = d.id
+		WHERE d.due <= ? ORDER BY d.due`, now, full, now)
 	if err != nil {
 		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
 	type dueChannel struct {
 		id          string
 		maxInFlight int // 0 for a deleted channel
+		rated       bool
 	}
 	var due []dueChannel
 	for rows.Next() {
 		var c dueChannel
-		if err := rows.Scan(&c.id, &c.maxInFlight); err != nil {
+		if err := rows.Scan(&c.id, &c.maxInFlight, &c.rated); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -175,52 +177,52 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 		return nil, fmt.Errorf("find channels with due deliveries: %w", err)
 	}
 
-	// Each channel offers at most its free slots (and what the dispatcher
-	// may queue), so a busy channel's backlog cannot fill the claim and
-	// starve the others. A rate-limited channel may offer too many here;
-	// PickClaims takes only what it may.
+	// Each channel offers at most its free slots and what the dispatcher
+	// may queue beyond them, so a busy channel's backlog cannot fill the
+	// claim and starve the others; a deleted channel's deliveries are all
+	// taken, for the dispatcher to end. Every channel's free slots are
+	// offered before any queue (see herald.ChannelRoom): a second pass
+	// takes the queues, after what the first took of each channel. A
+	// rate-limited channel may offer too many here; PickClaims takes only
+	// what it may.
+	rooms := make([]herald.ChannelRoom, len(due))
+	took := make([]int, len(due))
+	for i, ch := range due {
+		switch {
+		case ch.maxInFlight == 0:
+			rooms[i] = herald.ChannelRoom{Free: p.Limit}
+		case ch.rated:
+			rooms[i] = herald.RoomOf(ch.maxInFlight, busy[ch.id], 0)
+		default:
+			rooms[i] = herald.RoomOf(ch.maxInFlight, busy[ch.id], p.QueueOf(ch.id))
+		}
+	}
 	var cands []herald.Delivery
 	chanIDs := map[string]bool{}
 	events := map[string]*herald.Event{}
 	rowids := map[string]int64{}
-	for _, ch := range due {
-		if len(cands) >= p.Limit {
-			break
-		}
-		n := p.Limit - len(cands)
-		if ch.maxInFlight > 0 {
-			n = min(n, ch.maxInFlight+p.QueueOf(ch.id)-busy[ch.id])
-		}
-		if n <= 0 {
-			continue
-		}
-		// Each delivery comes with its event: reading the events apart,
-		// by a list of ids, cost a claim about a fifth more. (A delivery
-		// whose event is missing cannot be sent; it stays pending and
-		// holds up nothing else.)
-		rows, err := tx.Query(`SELECT `+claimCols+` FROM deliveries d JOIN events e ON e.id = d.event_id
-			WHERE d.channel_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			ORDER BY d.next_attempt_at LIMIT ?`, ch.id, now, now, n)
-		if err != nil {
-			return nil, fmt.Errorf("find due deliveries: %w", err)
-		}
-		for rows.Next() {
-			var dr deliveryRow
-			var er eventRow
-			var rowid int64
-			dest := make([]any, 0, 23) // claimCols
-			if err := rows.Scan(er.dest(dr.dest(append(dest, &rowid)))...); err != nil {
-				rows.Close()
+	for pass := range 2 {
+		for i, ch := range due {
+			n, skip := min(rooms[i].Free, p.Limit-len(cands)), 0
+			if pass == 1 {
+				if took[i] < rooms[i].Free {
+					continue // it has no more due
+				}
+				n, skip = min(rooms[i].Queue, p.Limit-len(cands)), took[i]
+			}
+			if n <= 0 {
+				continue
+			}
+			got, err := claimCandidates(tx, ch.id, now, n, skip, func(d *herald.Delivery, e *herald.Event, rowid int64) {
+				events[d.EventID] = e
+				rowids[d.ID] = rowid
+				cands = append(cands, *d)
+				chanIDs[d.ChannelID] = true
+			})
+			if err != nil {
 				return nil, err
 			}
-			d := dr.delivery()
-			events[d.EventID] = er.event()
-			rowids[d.ID] = rowid
-			cands = append(cands, *d)
-			chanIDs[d.ChannelID] = true
-		}
-		if err := closeRows(rows); err != nil {
-			return nil, fmt.Errorf("find due deliveries: %w", err)
+			took[i] += got
 		}
 	}
 	if len(cands) == 0 {
@@ -271,6 +273,37 @@ const leasesSQL = `SELECT channel_id, count(*) FROM (
 		UNION ALL
 		SELECT channel_id FROM deliveries INDEXED BY deliveries_manual WHERE manual = 1 AND lease_until IS NOT NULL AND lease_until > ?)
 	GROUP BY channel_id`
+
+// claimCandidates reads up to n of a channel's due, unleased deliveries
+// after the first skip, oldest first, each with its event, and counts
+// them. Each delivery comes with its event: reading the events apart, by
+// a list of ids, cost a claim about a fifth more. (A delivery whose event
+// is missing cannot be sent; it stays pending and holds up nothing else.)
+func claimCandidates(tx *wtx, channelID string, now int64, n, skip int, add func(*herald.Delivery, *herald.Event, int64)) (int, error) {
+	rows, err := tx.Query(`SELECT `+claimCols+` FROM deliveries d JOIN events e ON e.id = d.event_id
+		WHERE d.channel_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+		ORDER BY d.next_attempt_at LIMIT ? OFFSET ?`, channelID, now, now, n, skip)
+	if err != nil {
+		return 0, fmt.Errorf("find due deliveries: %w", err)
+	}
+	got := 0
+	for rows.Next() {
+		var dr deliveryRow
+		var er eventRow
+		var rowid int64
+		dest := make([]any, 0, 23) // claimCols
+		if err := rows.Scan(er.dest(dr.dest(append(dest, &rowid)))...); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		add(dr.delivery(), er.event(), rowid)
+		got++
+	}
+	if err := closeRows(rows); err != nil {
+		return 0, fmt.Errorf("find due deliveries: %w", err)
+	}
+	return got, nil
+}
 
 // leasesByChannel returns each channel's requests in flight: the
 // dispatcher's own count when it gives one (a copy, as claiming adds to

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener, local bool) {
 		{"HookChannels", testHookChannels},
 		{"HandoffAndBusy", func(t *testing.T, f *fixture) { testHandoff(t, f, local) }},
 		{"ClaimQueue", func(t *testing.T, f *fixture) { testClaimQueue(t, f, local) }},
+		{"FreeSlotsBeforeQueues", testFreeSlotsFirst},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1162,5 +1163,31 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	}
 	if want := ids[6:7]; !slices.Equal(got, want) {
 		t.Fatalf("with one lease held elsewhere the other process claimed %v, want %v", got, want)
+	}
+}
+
+// testFreeSlotsFirst: a claim offers every channel's free slots before any
+// channel's queue, so the older channel's queue does not take the claim
+// from the other's free slots; what the limit leaves goes to the queues,
+// oldest channel first.
+func testFreeSlotsFirst(t *testing.T, f *fixture) {
+	f.tenant("a")
+	older := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
+	newer := f.channel("a", func(c *herald.Channel) { c.MaxInFlight = 2 })
+	for _, c := range []*herald.Channel{older, newer} {
+		for range 5 {
+			f.publish("a", "x.y", c.ID)
+			f.now = f.now.Add(time.Millisecond)
+		}
+	}
+	cs, err := f.s.ClaimDeliveries(f.ctx, herald.ClaimParams{Now: f.now, Limit: 6, LeaseSlack: time.Second,
+		Busy: map[string]int{}, Held: map[string]int{}, Queue: 5, QueueWait: time.Hour})
+	must(t, err)
+	got := map[string]int{}
+	for _, c := range cs {
+		got[c.Delivery.ChannelID]++
+	}
+	if got[older.ID] != 4 || got[newer.ID] != 2 {
+		t.Fatalf("claimed %d of the older channel and %d of the newer, want 4 (2 slots, 2 queued) and 2 (its slots)", got[older.ID], got[newer.ID])
 	}
 }
