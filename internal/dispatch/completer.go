@@ -2,9 +2,9 @@ package dispatch
 
 import (
 	"context"
-	"sync"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/batch"
 )
 
 // maxCompletionBatch bounds one write of attempt results.
@@ -12,14 +12,10 @@ const maxCompletionBatch = 1000
 
 // completer records attempt results in batches: the results that arrive
 // while one write is running go together in the next, so a busy dispatcher
-// pays one commit for many deliveries instead of one each. A goroutine runs
-// only while there is something to write.
+// pays one commit for many deliveries instead of one each.
 type completer struct {
-	store herald.DeliveryStore
-
-	mu      sync.Mutex
-	queue   []*pendingCompletion
-	running bool
+	store  herald.DeliveryStore
+	writer *batch.Writer[*pendingCompletion]
 }
 
 type pendingCompletion struct {
@@ -27,41 +23,23 @@ type pendingCompletion struct {
 	done chan error
 }
 
+func newCompleter(store herald.DeliveryStore) *completer {
+	w := &completer{store: store}
+	w.writer = batch.New(maxCompletionBatch, nil, w.write)
+	return w
+}
+
 // complete records c and returns once it is stored.
 func (w *completer) complete(c herald.Completion) error {
 	p := &pendingCompletion{c: c, done: make(chan error, 1)}
-	w.mu.Lock()
-	w.queue = append(w.queue, p)
-	if !w.running {
-		w.running = true
-		go w.loop()
-	}
-	w.mu.Unlock()
+	w.writer.Add(p)
 	return <-p.done
 }
 
 // behind reports whether a full batch already waits for the write in
 // progress: results come in faster than the store records them.
 func (w *completer) behind() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.queue) >= maxCompletionBatch
-}
-
-func (w *completer) loop() {
-	for {
-		w.mu.Lock()
-		n := min(len(w.queue), maxCompletionBatch)
-		if n == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		batch := w.queue[:n:n]
-		w.queue = w.queue[n:]
-		w.mu.Unlock()
-		w.write(batch)
-	}
+	return w.writer.Waiting() >= maxCompletionBatch
 }
 
 // write stores a batch; if the batch fails, each is tried alone so one bad

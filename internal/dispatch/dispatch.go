@@ -109,7 +109,7 @@ func New(cfg Config) *Dispatcher {
 		cfg:       cfg,
 		wake:      make(chan struct{}, 1),
 		freed:     make(chan struct{}, 1),
-		completer: &completer{store: cfg.Store},
+		completer: newCompleter(cfg.Store),
 		tasks:     make(chan task),
 	}
 	d.lanes = newLanes(!cfg.Local)

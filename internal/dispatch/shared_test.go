@@ -2,31 +2,13 @@ package dispatch
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/testenv"
 )
-
-// offsetClock is the wall clock plus an offset the test moves forward.
-type offsetClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *offsetClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset).UTC()
-}
-
-func (c *offsetClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
 
 // releasingStore is a real store that counts released deliveries.
 type releasingStore struct {
@@ -63,7 +45,7 @@ func (r *rig) collect(t *testing.T, n int, within time.Duration) map[string]int 
 // once.
 func TestSharedQueueReleasedWhenLeaseRunsShort(t *testing.T) {
 	r := newSharedRig(t, 1, 20*time.Millisecond)
-	clock := &offsetClock{}
+	clock := &testenv.Clock{}
 	r.clock = clock
 	const n = 20
 	want := r.backlog(t, n)
@@ -73,7 +55,7 @@ func TestSharedQueueReleasedWhenLeaseRunsShort(t *testing.T) {
 	seen := r.collect(t, 2, 10*time.Second)
 	// The first claim queued what it could not start; past its queued
 	// leases' margin, those are released as they come up.
-	clock.advance(sharedQueueWait + 30*time.Second)
+	clock.Advance(sharedQueueWait + 30*time.Second)
 	for id, k := range r.collect(t, n-2, 30*time.Second) {
 		seen[id] += k
 	}

@@ -3,31 +3,25 @@ package postgres
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/batch"
 )
 
 // maxGathered bounds the events of one gathered publish batch.
 const maxGathered = 1000
 
-// gatherer writes the publishes without idempotency keys that arrive
-// while one write runs together in the next, as one batch and so one
-// implicit transaction: PostgreSQL then commits (and flushes) once for
+// The publishes without idempotency keys that arrive while one write runs
+// are written together in the next (Store.gather), as one batch and so
+// one implicit transaction: PostgreSQL then commits (and flushes) once for
 // many requests instead of once each. A burst's publishes were a
 // transaction each, and PostgreSQL spent most of its CPU in the system
 // calls of those round trips and commits. If a statement of a gathered
 // batch fails, each request's publications are written alone, so one bad
-// request cannot fail the others, and each stays whole or not at all. A
-// goroutine runs only while something waits.
-type gatherer struct {
-	mu      sync.Mutex
-	queue   []*gathered
-	running bool
-}
+// request cannot fail the others, and each stays whole or not at all.
 
 type gathered struct {
 	pubs       []herald.Publication
@@ -37,44 +31,20 @@ type gathered struct {
 	done       chan struct{}
 }
 
+func newGatherer(s *Store) *batch.Writer[*gathered] {
+	return batch.New(maxGathered, func(g *gathered) int { return len(g.pubs) }, s.writeGathered)
+}
+
 // publishGathered writes pubs with those of other requests and returns
 // once they are committed (or ctx ends: they may still be).
 func (s *Store) publishGathered(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, int, error) {
 	g := &gathered{pubs: pubs, done: make(chan struct{})}
-	w := &s.gather
-	w.mu.Lock()
-	w.queue = append(w.queue, g)
-	if !w.running {
-		w.running = true
-		go s.gatherLoop()
-	}
-	w.mu.Unlock()
+	s.gather.Add(g)
 	select {
 	case <-g.done:
 		return g.results, g.deliveries, g.err
 	case <-ctx.Done():
 		return nil, 0, ctx.Err()
-	}
-}
-
-func (s *Store) gatherLoop() {
-	w := &s.gather
-	for {
-		w.mu.Lock()
-		n, events := 0, 0
-		for n < len(w.queue) && (n == 0 || events+len(w.queue[n].pubs) <= maxGathered) {
-			events += len(w.queue[n].pubs)
-			n++
-		}
-		if n == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		batch := w.queue[:n:n]
-		w.queue = w.queue[n:]
-		w.mu.Unlock()
-		s.writeGathered(batch)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/testenv"
 )
@@ -18,7 +20,8 @@ import (
 // with it are stored.
 func TestGatheredPublishes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	url := testenv.PostgresDB(t)
+	s, err := Open(ctx, url, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,24 +31,14 @@ func TestGatheredPublishes(t *testing.T) {
 	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
 		t.Fatal(err)
 	}
-	// As if a write were running: every request queues until the loop
-	// below starts, so all go in one batch.
-	s.gather.mu.Lock()
-	s.gather.running = true
-	s.gather.mu.Unlock()
-	const n, bad = 20, 7
 	type answer struct {
 		i   int
 		id  string
 		res []herald.PublishResult
 		err error
 	}
-	answers := make(chan answer, n)
-	for i := range n {
-		tenant := "a"
-		if i == bad {
-			tenant = "missing"
-		}
+	answers := make(chan answer, 32)
+	publish := func(i int, tenant string) {
 		e := herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: tenant, Type: "order.completed", Source: "shop",
 			OccurredAt: now, Data: json.RawMessage(`{"n":1}`), CreatedAt: now}
 		go func() {
@@ -53,18 +46,42 @@ func TestGatheredPublishes(t *testing.T) {
 			answers <- answer{i, e.ID, res, err}
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.gather.mu.Lock()
-		queued := len(s.gather.queue)
-		s.gather.mu.Unlock()
-		if queued == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d publishes queued", queued, n)
+	waiting := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); s.gather.Waiting() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d publishes wait for a write, want %d", s.gather.Waiting(), n)
+			}
 		}
 	}
-	go s.gatherLoop()
+	// Hold the first write on a lock of the events table, so that the
+	// others all wait for the next.
+	lock, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE events IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	publish(0, "a")
+	waiting(0) // taken by the held write
+	const n, bad = 21, 7
+	for i := 1; i < n; i++ {
+		tenant := "a"
+		if i == bad {
+			tenant = "missing"
+		}
+		publish(i, tenant)
+	}
+	waiting(n - 1)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for range n {
 		a := <-answers
 		if a.i == bad {
@@ -82,10 +99,5 @@ func TestGatheredPublishes(t *testing.T) {
 		if _, err := s.GetEvent(ctx, "a", a.id); err != nil {
 			t.Fatalf("event of publish %d not stored: %v", a.i, err)
 		}
-	}
-	s.gather.mu.Lock()
-	defer s.gather.mu.Unlock()
-	if len(s.gather.queue) != 0 || s.gather.running {
-		t.Fatalf("after the batch: %d queued, running %v; want none, stopped", len(s.gather.queue), s.gather.running)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/batch"
 )
 
 //go:embed migrations/*.sql
@@ -38,7 +39,7 @@ type Store struct {
 	log      *slog.Logger
 	versions versionReads
 	notes    notifier
-	gather   gatherer
+	gather   *batch.Writer[*gathered]
 }
 
 var _ herald.Store = (*Store)(nil)
@@ -58,6 +59,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	s := &Store{pool: pool, log: log}
+	s.gather = newGatherer(s)
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/server"
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // Action channels against local servers that implement the documented
@@ -130,7 +131,7 @@ func (f *fakeSlack) messages() []string {
 func startHeraldLogged(t *testing.T) (*herald, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	clock := &fakeClock{}
+	clock := &testenv.Clock{}
 	cfg := server.Config{
 		Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminKey: adminKey, AllowedTargetCIDRs: "127.0.0.0/8",
 		PollInterval: 25 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Synchronous: "NORMAL", Clock: clock,

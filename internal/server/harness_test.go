@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/server"
+	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // The tests in this package run the real server — SQLite file, dispatcher,
@@ -25,30 +26,12 @@ import (
 
 const adminKey = "test-admin-key-0123456789"
 
-// fakeClock is the wall clock plus an offset the test moves forward.
-type fakeClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset).UTC()
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
-
 // herald is one running server under test.
 type herald struct {
 	t      *testing.T
 	srv    *server.Server
 	base   string
-	clock  *fakeClock
+	clock  *testenv.Clock
 	dir    string
 	cancel context.CancelFunc
 	done   chan error
@@ -64,7 +47,7 @@ func startHerald(t *testing.T, opts ...option) *herald {
 
 func startHeraldIn(t *testing.T, dir string, opts ...option) *herald {
 	t.Helper()
-	clock := &fakeClock{}
+	clock := &testenv.Clock{}
 	cfg := server.Config{
 		Listen:             "127.0.0.1:0",
 		DataDir:            dir,

@@ -1118,13 +1118,7 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	p = herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}, Held: map[string]int{c.ID: 5}}
 	cs, err = f.s.ClaimDeliveries(f.ctx, p)
 	must(t, err)
-	got = got[:0]
-	for _, x := range cs {
-		if x.Delivery.ChannelID == c.ID {
-			got = append(got, x.Delivery.ID)
-		}
-	}
-	if want := []string{ids[0]}; !slices.Equal(got, want) {
+	if got, want := deliveryIDs(ofChannel(cs, c.ID)), []string{ids[0]}; !slices.Equal(got, want) {
 		t.Fatalf("after the slot's lease ended claimed %v, want %v", got, want)
 	}
 	if local {
@@ -1139,10 +1133,8 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	other := herald.ClaimParams{Now: f.now, Limit: 100, LeaseSlack: time.Second, Busy: map[string]int{}, Queue: 3, QueueWait: wait}
 	cs, err = f.s.ClaimDeliveries(f.ctx, other)
 	must(t, err)
-	for _, x := range cs {
-		if x.Delivery.ChannelID == c.ID {
-			t.Fatalf("a process holding none of the channel's 6 leases claimed %s", x.Delivery.ID)
-		}
+	if got := ofChannel(cs, c.ID); len(got) != 0 {
+		t.Fatalf("a process holding none of the channel's 6 leases claimed %v", deliveryIDs(got))
 	}
 	// Once this dispatcher's leases are down to the started one's, the
 	// other process takes the one free slot and queues nothing: its queue
@@ -1152,16 +1144,12 @@ func testClaimQueue(t *testing.T, f *fixture, local bool) {
 	}
 	cs, err = f.s.ClaimDeliveries(f.ctx, other)
 	must(t, err)
-	got = got[:0]
-	for _, x := range cs {
-		if x.Delivery.ChannelID == c.ID {
-			got = append(got, x.Delivery.ID)
-			if want := f.now.Add(c.Timeout() + time.Second); !x.LeaseUntil.Equal(want) {
-				t.Fatalf("the other process's delivery is leased until %v, want %v, not queued", x.LeaseUntil, want)
-			}
+	for _, x := range ofChannel(cs, c.ID) {
+		if want := f.now.Add(c.Timeout() + time.Second); !x.LeaseUntil.Equal(want) {
+			t.Fatalf("the other process's delivery is leased until %v, want %v, not queued", x.LeaseUntil, want)
 		}
 	}
-	if want := ids[6:7]; !slices.Equal(got, want) {
+	if got, want := deliveryIDs(ofChannel(cs, c.ID)), ids[6:7]; !slices.Equal(got, want) {
 		t.Fatalf("with one lease held elsewhere the other process claimed %v, want %v", got, want)
 	}
 }
@@ -1190,4 +1178,23 @@ func testFreeSlotsFirst(t *testing.T, f *fixture) {
 	if got[older.ID] != 4 || got[newer.ID] != 2 {
 		t.Fatalf("claimed %d of the older channel and %d of the newer, want 4 (2 slots, 2 queued) and 2 (its slots)", got[older.ID], got[newer.ID])
 	}
+}
+
+// ofChannel is the claims of one channel, in order.
+func ofChannel(cs []herald.Claim, channelID string) []herald.Claim {
+	var out []herald.Claim
+	for _, c := range cs {
+		if c.Delivery.ChannelID == channelID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func deliveryIDs(cs []herald.Claim) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.Delivery.ID
+	}
+	return ids
 }
