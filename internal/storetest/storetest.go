@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener, local bool) {
 		{"HandoffAndBusy", func(t *testing.T, f *fixture) { testHandoff(t, f, local) }},
 		{"ClaimQueue", func(t *testing.T, f *fixture) { testClaimQueue(t, f, local) }},
 		{"FreeSlotsBeforeQueues", testFreeSlotsFirst},
+		{"CompletionsTogether", testCompletionsTogether},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1197,4 +1198,57 @@ func deliveryIDs(cs []herald.Claim) []string {
 		ids[i] = c.Delivery.ID
 	}
 	return ids
+}
+
+// testCompletionsTogether: results written in one call (as the completer
+// batches them) each land on their own delivery: a success, a retry with
+// its next time, and a delivery ended without an attempt; each attempt is
+// logged once, and no lease is left.
+func testCompletionsTogether(t *testing.T, f *fixture) {
+	f.tenant("a")
+	c := f.channel("a")
+	var cls []herald.Claim
+	for range 3 {
+		cls = append(cls, claimOne(t, f, f.publish("a", "x.y", c.ID).DeliveryIDs[0]))
+	}
+	next := f.now.Add(time.Minute)
+	var cs []herald.Completion
+	for i, cl := range cls {
+		d := cl.Delivery
+		d.UpdatedAt = f.now
+		a := herald.Attempt{ID: herald.NewID(herald.PrefixAttempt, f.now), DeliveryID: d.ID, TenantID: "a", Number: 1,
+			StartedAt: f.now, DurationMS: int64(10 + i), Trigger: herald.TriggerAuto}
+		switch i {
+		case 0:
+			d.Status, d.Attempts, d.LastStatus, a.StatusCode = herald.StatusSucceeded, 1, 204, 204
+		case 1:
+			d.Status, d.Attempts, d.NextAttemptAt, d.LastStatus, d.LastError = herald.StatusPending, 1, &next, 503, "receiver answered 503"
+			a.StatusCode, a.ResponseBody, a.ErrorClass, a.Error = 503, "busy", herald.ErrClassStatus, "receiver answered 503"
+		case 2:
+			d.Status, d.LastError, a = herald.StatusFailed, "channel deleted", herald.Attempt{}
+		}
+		cs = append(cs, herald.Completion{Delivery: d, Attempt: a})
+	}
+	must(t, f.s.CompleteDeliveries(f.ctx, cs))
+	for i, cl := range cls {
+		d := f.delivery("a", cl.Delivery.ID)
+		want := cs[i].Delivery
+		if d.Status != want.Status || d.Attempts != want.Attempts || d.LastStatus != want.LastStatus || d.LastError != want.LastError ||
+			(d.NextAttemptAt == nil) != (want.NextAttemptAt == nil) || (d.NextAttemptAt != nil && !d.NextAttemptAt.Equal(*want.NextAttemptAt)) {
+			t.Fatalf("delivery %d after its result: %+v, want %+v", i, d, want)
+		}
+		atts, err := f.s.ListAttempts(f.ctx, "a", d.ID)
+		must(t, err)
+		wantAtts := 1
+		if i == 2 {
+			wantAtts = 0
+		}
+		if len(atts) != wantAtts || (wantAtts == 1 && (atts[0].StatusCode != cs[i].Attempt.StatusCode || atts[0].DurationMS != cs[i].Attempt.DurationMS ||
+			atts[0].ResponseBody != cs[i].Attempt.ResponseBody || atts[0].Error != cs[i].Attempt.Error)) {
+			t.Fatalf("delivery %d has attempts %+v, want %d like %+v", i, atts, wantAtts, cs[i].Attempt)
+		}
+	}
+	// No lease is left: the retry is claimed again once due.
+	f.now = next
+	claimOne(t, f, cls[1].Delivery.ID)
 }
