@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/heraldhq/herald/internal/testenv"
 )
 
@@ -462,15 +460,7 @@ func TestBenchShowsHeraldWarnings(t *testing.T) {
 	if err := Main(ctx, []string{"bench", "burst", "--events", "200", "--concurrency", "16", "--database", db}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var autovacuum string
-	if err := conn.QueryRow(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
-		t.Fatal(err)
-	}
+	autovacuum := testenv.Setting(t, db, "autovacuum")
 	if warned := strings.Contains(errOut.String(), "autovacuum is off"); warned != (autovacuum == "off") {
 		t.Errorf("autovacuum %s, warning shown %v; stderr:\n%s", autovacuum, warned, errOut.String())
 	}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/postgres"
 	"github.com/heraldhq/herald/internal/storetest"
@@ -144,15 +142,7 @@ func TestOpenWarnsWithoutAutovacuum(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var autovacuum string
-	if err := conn.QueryRow(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
-		t.Fatal(err)
-	}
+	autovacuum := testenv.Setting(t, url, "autovacuum")
 	warned := strings.Contains(logged.String(), "autovacuum is off")
 	if warned != (autovacuum == "off") {
 		t.Errorf("autovacuum %s, warned %v; log:\n%s", autovacuum, warned, logged.String())

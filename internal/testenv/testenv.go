@@ -86,3 +86,19 @@ func redact(s string) string {
 	}
 	return u.Redacted()
 }
+
+// Setting is the value of a setting of the server url names (SHOW name).
+func Setting(t testing.TB, url, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW "+pgx.Identifier{name}.Sanitize()).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
