@@ -32,8 +32,12 @@ func RetryConflict(d *Delivery, leaseUntil *time.Time, now time.Time) error {
 type ChannelRoom struct{ Free, Queue int }
 
 // RoomOf is the room of a channel allowed maxInFlight requests with busy
-// in flight, which may queue queue deliveries beyond its slots.
-func RoomOf(maxInFlight, busy, queue int) ChannelRoom {
+// in flight, which may queue queue deliveries beyond its slots unless it
+// is rate-limited (a rate schedule is booked by claims, slot by slot).
+func RoomOf(maxInFlight, busy, queue int, rated bool) ChannelRoom {
+	if rated {
+		queue = 0
+	}
 	free := max(maxInFlight-busy, 0)
 	return ChannelRoom{Free: free, Queue: max(maxInFlight+queue-busy-free, 0)}
 }
@@ -41,11 +45,11 @@ func RoomOf(maxInFlight, busy, queue int) ChannelRoom {
 // PickClaims decides which due deliveries a claim takes, the same way in
 // every store: in the candidates' order, up to p.Limit, within each
 // channel's free in-flight slots (busy is its requests in flight now; see
-// ClaimParams.Busy) plus
-// p.Queue for a channel without a rate limit, and within its rate
-// schedule (rateNext holds each rate-limited channel's next free slot and
-// is advanced in place). A delivery whose channel is missing from
-// channels was deleted: it is taken so the dispatcher can fail it.
+// ClaimParams.Busy) plus p.QueueOf for a channel without a rate limit,
+// and within its rate schedule (rateNext holds each rate-limited
+// channel's next free slot and is advanced in place). A delivery whose
+// channel is missing from channels was deleted: it is taken so the
+// dispatcher can fail it.
 func PickClaims(p ClaimParams, cands []Delivery, channels map[string]*Channel, busy map[string]int, rateNext map[string]time.Time) []Claim {
 	var picked []Claim
 	for _, d := range cands {

@@ -202,10 +202,7 @@ func (d *Dispatcher) claimAndStart(ctx context.Context) (n, limit int) {
 		return 0, 0
 	}
 	limit = min(free, d.cfg.ClaimBatch)
-	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack, QueueWait: sharedQueueWait}
-	if d.cfg.Local {
-		p.QueueWait = herald.QueueLease
-	}
+	p := herald.ClaimParams{Now: d.cfg.Clock.Now(), Limit: limit, LeaseSlack: d.cfg.LeaseSlack}
 	gen := d.lanes.beginClaim(&p)
 	claims, err := d.cfg.Store.ClaimDeliveries(ctx, p)
 	if err != nil && ctx.Err() == nil {

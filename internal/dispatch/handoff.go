@@ -139,7 +139,6 @@ type lane struct {
 	backlog  bool
 	setGen   uint64 // gen when backlog was last turned on
 	refill   bool   // the running claim tops up the queue (beginClaim)
-	shared   bool   // see lanes.shared
 
 	// The channel's requests ended per second, measured over the last
 	// window of rateWindow or more that ended with a request; sent counts
@@ -172,7 +171,7 @@ func newLanes(shared bool) *lanes {
 func (ls *lanes) laneOf(ch *herald.Channel) *lane {
 	l := ls.byCh[ch.ID]
 	if l == nil {
-		l = &lane{id: ch.ID, shared: ls.shared}
+		l = &lane{id: ch.ID}
 		ls.byCh[ch.ID] = l
 		if ls.dirty {
 			ls.setBacklog(l)
@@ -184,11 +183,11 @@ func (ls *lanes) laneOf(ch *herald.Channel) *lane {
 
 // claimRoom is how many deliveries of l a claim may take beyond its
 // free slots, with q allowed per lane; mu held.
-func (l *lane) claimRoom(q int) int {
+func (ls *lanes) claimRoom(l *lane, q int) int {
 	switch {
 	case l.rated:
 		return 0
-	case l.shared:
+	case ls.shared:
 		return min(q, max(l.max, l.rate*sharedQueueSeconds))
 	}
 	return q
@@ -235,17 +234,17 @@ func (ls *lanes) drained() bool {
 	}
 	q := ls.claimQueue()
 	for l := range ls.backlogged {
-		if (len(l.queue) == 0 || l.wantsRefill()) && l.busy+len(l.queue) < l.max+l.claimRoom(q) {
+		if (len(l.queue) == 0 || l.wantsRefill()) && l.busy+len(l.queue) < l.max+ls.claimRoom(l, q) {
 			return false
 		}
 	}
 	return true
 }
 
-// beginClaim returns the claim's parameters from the lanes: the busy
-// counts it is to respect, how many it may queue per channel and, with a
-// shared store, the deliveries held and each channel's own queue bound
-// (claimRoom). A lane whose queue is long enough is left be (the claim
+// beginClaim sets the claim's parameters from the lanes: the busy
+// counts it is to respect, how many it may queue per channel and for how
+// long and, with a shared store, the deliveries held and each channel's
+// own queue bound (claimRoom). A lane whose queue is long enough is left be (the claim
 // skips scanning its leased rows); one with a backlog whose queue runs
 // low counts its queue as busy and is claimed for ahead, so that it does
 // not run dry while the claim waits for the store.
@@ -254,7 +253,9 @@ func (ls *lanes) beginClaim(p *herald.ClaimParams) (gen uint64) {
 	defer ls.mu.Unlock()
 	p.Queue = ls.claimQueue()
 	p.Busy = make(map[string]int, len(ls.byCh))
+	p.QueueWait = herald.QueueLease // until the process ends: SQLite clears leases at start
 	if ls.shared {
+		p.QueueWait = sharedQueueWait
 		p.Held = make(map[string]int, len(ls.byCh))
 		p.QueueFor = make(map[string]int, len(ls.byCh))
 	}
@@ -269,11 +270,11 @@ func (ls *lanes) beginClaim(p *herald.ClaimParams) (gen uint64) {
 		case l.busy > 0:
 			p.Busy[id] = l.busy
 		}
-		if l.shared {
+		if ls.shared {
 			if l.held > 0 {
 				p.Held[id] = l.held
 			}
-			if room := l.claimRoom(p.Queue); room < p.Queue {
+			if room := ls.claimRoom(l, p.Queue); room < p.Queue {
 				p.QueueFor[id] = room
 			}
 		}
@@ -307,7 +308,7 @@ func (ls *lanes) endClaim(p herald.ClaimParams, gen uint64, claims []herald.Clai
 		}
 		l := ls.laneOf(c.Channel)
 		taken[l]++
-		if l.shared {
+		if ls.shared {
 			l.held++
 		}
 		if l.busy < l.max && len(extra[l]) == 0 && !l.refill && room > 0 {
@@ -340,10 +341,10 @@ func (ls *lanes) endClaim(p herald.ClaimParams, gen uint64, claims []herald.Clai
 		taken[l] += 0
 	}
 	for l, n := range taken {
-		free := l.max + l.claimRoom(p.Queue) - p.Busy[l.id]
+		free := l.max + ls.claimRoom(l, p.Queue) - p.Busy[l.id]
 		switch {
 		case free <= 0: // the claim could not look
-		case n >= free || (l.shared && n > 0):
+		case n >= free || (ls.shared && n > 0):
 			// (With a shared store, other processes' leases may have
 			// left less free than that: a lane that took any looks
 			// again.)
@@ -361,7 +362,7 @@ func (ls *lanes) endClaim(p herald.ClaimParams, gen uint64, claims []herald.Clai
 func (d *Dispatcher) channel(ctx context.Context, tenantID, id string) (*herald.Channel, error) {
 	ls := d.lanes
 	fresh := false
-	if ls.shared { // set once, at New
+	if ls.shared { // set at New only
 		ls.mu.Lock()
 		fresh = ls.cache != nil && time.Since(ls.versionRead) < sharedVersionAge
 		ls.mu.Unlock()
@@ -619,7 +620,7 @@ func (d *Dispatcher) closeLanes() {
 		for _, q := range l.queue {
 			release = append(release, q.c.Delivery.ID)
 			ls.bytes -= q.cost
-			if q.claimed && l.shared {
+			if q.claimed && ls.shared {
 				l.held--
 			}
 		}
@@ -646,7 +647,7 @@ func (d *Dispatcher) acquire(ch *herald.Channel) *lane {
 // unhold counts a claimed delivery of lane l (nil for a deleted channel's)
 // as completed or released: its lease is no longer this dispatcher's.
 func (d *Dispatcher) unhold(l *lane) {
-	if l == nil || !l.shared {
+	if l == nil || !d.lanes.shared {
 		return
 	}
 	d.lanes.mu.Lock()

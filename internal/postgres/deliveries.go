@@ -321,11 +321,7 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	for _, id := range due {
 		var r herald.ChannelRoom
 		if c, ok := locked[id]; ok {
-			q := queue[id]
-			if c.RateLimitPerSec > 0 {
-				q = 0
-			}
-			r = herald.RoomOf(c.MaxInFlight, busy[id], q)
+			r = herald.RoomOf(c.MaxInFlight, busy[id], queue[id], c.RateLimitPerSec > 0)
 		} else if deleted[id] {
 			r.Free = p.Limit
 		}

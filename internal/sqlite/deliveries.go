@@ -188,13 +188,9 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 	rooms := make([]herald.ChannelRoom, len(due))
 	took := make([]int, len(due))
 	for i, ch := range due {
-		switch {
-		case ch.maxInFlight == 0:
+		rooms[i] = herald.RoomOf(ch.maxInFlight, busy[ch.id], p.QueueOf(ch.id), ch.rated)
+		if ch.maxInFlight == 0 {
 			rooms[i] = herald.ChannelRoom{Free: p.Limit}
-		case ch.rated:
-			rooms[i] = herald.RoomOf(ch.maxInFlight, busy[ch.id], 0)
-		default:
-			rooms[i] = herald.RoomOf(ch.maxInFlight, busy[ch.id], p.QueueOf(ch.id))
 		}
 	}
 	var cands []herald.Delivery
@@ -206,7 +202,7 @@ func claim(tx *wtx, p herald.ClaimParams) ([]herald.Claim, error) {
 			n, skip := min(rooms[i].Free, p.Limit-len(cands)), 0
 			if pass == 1 {
 				if took[i] < rooms[i].Free {
-					continue // it has no more due
+					continue // it has no more due, or the claim is full
 				}
 				n, skip = min(rooms[i].Queue, p.Limit-len(cands)), took[i]
 			}
