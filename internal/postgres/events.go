@@ -79,16 +79,23 @@ func isKeyRace(err error) bool {
 // trips per event.
 func (s *Store) publishBatch(ctx context.Context, pubs []herald.Publication) ([]herald.PublishResult, int, error) {
 	b := &pgx.Batch{}
+	results, deliveries := queuePublications(b, pubs)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, 0, mapErr(err)
+	}
+	return results, deliveries, nil
+}
+
+// queuePublications queues the writes of pubs and returns their results
+// and how many deliveries they make.
+func queuePublications(b *pgx.Batch, pubs []herald.Publication) ([]herald.PublishResult, int) {
 	results := make([]herald.PublishResult, len(pubs))
 	deliveries := 0
 	for i := range pubs {
 		results[i] = queuePublication(b, &pubs[i])
 		deliveries += results[i].Deliveries
 	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, 0, mapErr(err)
-	}
-	return results, deliveries, nil
+	return results, deliveries
 }
 
 // queuePublication queues the writes of p's event and deliveries, and

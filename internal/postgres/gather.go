@@ -54,12 +54,7 @@ func (s *Store) writeGathered(batch []*gathered) {
 	ctx := context.Background()
 	b := &pgx.Batch{}
 	for _, g := range batch {
-		g.results = make([]herald.PublishResult, len(g.pubs))
-		g.deliveries = 0
-		for i := range g.pubs {
-			g.results[i] = queuePublication(b, &g.pubs[i])
-			g.deliveries += g.results[i].Deliveries
-		}
+		g.results, g.deliveries = queuePublications(b, g.pubs)
 	}
 	err := s.pool.SendBatch(ctx, b).Close()
 	// Only a statement's error can be one request's doing; losing the
