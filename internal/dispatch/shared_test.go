@@ -2,6 +2,8 @@ package dispatch
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +110,38 @@ func TestSharedQueueSeesDisabledChannel(t *testing.T) {
 			t.Fatalf("%d deliveries failed, want the %d not sent", len(failed), n-before)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSharedQueueFollowsSendRate: with a shared store a claim may queue
+// for a channel what it sent in sharedQueueSeconds (at least a slot's
+// worth each), so that its queue starts well within the queued leases;
+// the claim carries that bound per channel, and what the dispatcher holds.
+func TestSharedQueueFollowsSendRate(t *testing.T) {
+	d := New(Config{Channels: oneChannel{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ls := d.lanes
+	ls.mu.Lock()
+	hung := ls.laneOf(&herald.Channel{ID: "ch_hung", MaxInFlight: 4})
+	hung.held = 3
+	fast := ls.laneOf(&herald.Channel{ID: "ch_fast", MaxInFlight: 4})
+	t0 := time.Now()
+	fast.since = t0
+	for i := range 1000 { // 1,000 a second
+		fast.ended(t0.Add(time.Duration(i+1) * time.Millisecond))
+	}
+	ls.mu.Unlock()
+	var p herald.ClaimParams
+	ls.beginClaim(&p)
+	if p.QueueWait != sharedQueueWait {
+		t.Fatalf("queued leases last %v longer, want %v", p.QueueWait, sharedQueueWait)
+	}
+	if got := p.QueueOf("ch_hung"); got != 4 {
+		t.Fatalf("a channel that has sent nothing may queue %d, want its 4 slots' worth", got)
+	}
+	if got := p.QueueOf("ch_fast"); got != queuePerClaim {
+		t.Fatalf("a channel sending 1,000/s may queue %d, want the whole %d", got, queuePerClaim)
+	}
+	if p.Held["ch_hung"] != 3 || p.Held["ch_fast"] != 0 {
+		t.Fatalf("held %v, want ch_hung's 3 only", p.Held)
 	}
 }
