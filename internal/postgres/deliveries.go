@@ -97,7 +97,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 	var claims []herald.Claim
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		claims, err = claim(ctx, tx, p)
+		claims, err = claim(ctx, tx, p, s.endInterrupted(p.Now))
 		return err
 	})
 	return claims, err
@@ -124,6 +124,23 @@ const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 	LEFT JOIN channels c ON c.id = ch.id
 	WHERE d.due <= $1
 	ORDER BY d.due, ch.id`
+
+// endInterruptedEvery is how often claims end interrupted manual
+// attempts. Each time costs a walk of every lease (deliveries_leased);
+// made by every claim, that was a twelfth of the statements' time in a
+// burst (docs/benchmarks-log.md).
+const endInterruptedEvery = time.Second
+
+// endInterrupted reports whether a claim at now is to end interrupted
+// manual attempts: the first claim, and then one a second, by the claims'
+// clock (a clock set back starts over).
+func (s *Store) endInterrupted(now time.Time) bool {
+	last := s.interrupted.Load()
+	if n := now.UnixNano(); n-last >= int64(endInterruptedEvery) || n < last {
+		return s.interrupted.CompareAndSwap(last, n)
+	}
+	return false
+}
 
 // Settings a transaction gives itself (see claim and CompleteDeliveries).
 const (
@@ -175,10 +192,13 @@ const claimCandidatesSQL = `SELECT d.* FROM unnest($1::text[], $2::int[]) AS c(i
 		ORDER BY next_attempt_at OFFSET c.n LIMIT c.q FOR UPDATE SKIP LOCKED) d
 	LIMIT $5`
 
-func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim, error) {
+// claim leases due deliveries; with endInterrupted it first ends the
+// manual attempts whose process died.
+func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted bool) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
 	// reported; once its lease has passed it ends as failed, to be retried
-	// by hand. (SQLite does this at start, being the only process.) Then
+	// by hand (SQLite does this at start, being the only process), within
+	// endInterruptedEvery of its lease's end. Then
 	// the channels with due, unleased deliveries, oldest due first: one at
 	// its in-flight limit is passed over without reading its backlog. Both
 	// go in one round trip, as the claim's other independent statements do.
@@ -200,8 +220,10 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams) ([]herald.Claim
 	for _, q := range claimSettings() {
 		b.Queue(q)
 	}
-	b.Queue(`UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
-		WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now)
+	if endInterrupted {
+		b.Queue(`UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = 'interrupted; retry by hand'
+			WHERE lease_until IS NOT NULL AND lease_until <= $1 AND manual AND status = 'pending' AND next_attempt_at IS NULL`, p.Now)
+	}
 	var due []string
 	deleted := map[string]bool{}
 	b.Queue(dueChannelsSQL, p.Now).Query(func(rows pgx.Rows) error {

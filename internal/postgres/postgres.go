@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,9 @@ type Store struct {
 	versions versionReads
 	notes    notifier
 	gather   *batch.Writer[*gathered]
+	// interrupted is when (by a claim's clock, in Unix nanoseconds) a
+	// claim last ended interrupted manual attempts (see claim).
+	interrupted atomic.Int64
 }
 
 var _ herald.Store = (*Store)(nil)
