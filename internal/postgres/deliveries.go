@@ -71,8 +71,13 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID string, f herald.De
 
 // ListAttempts lists a delivery's attempts, oldest first.
 func (s *Store) ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]herald.Attempt, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
-		error_class, error, trigger FROM attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY number, id`, tenantID, deliveryID)
+	rows, err := s.pool.Query(ctx, `SELECT first_attempt_id, id, tenant_id, 1, first_started_at, first_duration_ms, first_status_code,
+			first_response_body, first_error_class, first_error, first_trigger
+		FROM deliveries WHERE tenant_id = $1 AND id = $2 AND first_attempt_id IS NOT NULL
+		UNION ALL
+		SELECT id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body, error_class, error, trigger
+		FROM attempts WHERE tenant_id = $1 AND delivery_id = $2
+		ORDER BY 4, 1`, tenantID, deliveryID)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -436,6 +441,29 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted 
 	return picked, nil
 }
 
+// keepFirstAttemptSQL writes a delivery's new state ($1–$7) with its
+// first attempt ($8–$15) on its row, which the result rewrites anyway.
+// Should the row hold a first attempt already (a second send of a
+// delivery whose lease ran out), that one stays and this attempt goes to
+// attempts: the row as updated names the other attempt. (The update sees
+// the row's latest version, so two processes recording first attempts at
+// once keep both.)
+const keepFirstAttemptSQL = `WITH u AS (
+		UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
+			last_error = $4, last_status = $5, updated_at = $6,
+			first_attempt_id = COALESCE(first_attempt_id, $8),
+			first_started_at = CASE WHEN first_attempt_id IS NULL THEN $9 ELSE first_started_at END,
+			first_duration_ms = CASE WHEN first_attempt_id IS NULL THEN $10 ELSE first_duration_ms END,
+			first_status_code = CASE WHEN first_attempt_id IS NULL THEN $11 ELSE first_status_code END,
+			first_response_body = CASE WHEN first_attempt_id IS NULL THEN $12 ELSE first_response_body END,
+			first_error_class = CASE WHEN first_attempt_id IS NULL THEN $13 ELSE first_error_class END,
+			first_error = CASE WHEN first_attempt_id IS NULL THEN $14 ELSE first_error END,
+			first_trigger = CASE WHEN first_attempt_id IS NULL THEN $15 ELSE first_trigger END
+		WHERE id = $7
+		RETURNING tenant_id, first_attempt_id)
+	INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body, error_class, error, trigger)
+	SELECT $8, $7, u.tenant_id, 1, $9, $10, $11, $12, $13, $14, $15 FROM u WHERE u.first_attempt_id <> $8`
+
 // CompleteDeliveries records attempts and new delivery states.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) error {
 	// Automatic attempts' results commit without waiting for the flush, as
@@ -453,15 +481,20 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 		}
 		for _, c := range cs {
 			a, d := &c.Attempt, &c.Delivery
-			// A completion without an attempt ends a delivery whose channel went away.
-			if a.ID != "" {
+			switch {
+			case a.ID != "" && a.Number == 1:
+				b.Queue(keepFirstAttemptSQL, string(d.Status), d.Attempts, d.NextAttemptAt, d.LastError, d.LastStatus, d.UpdatedAt, d.ID,
+					a.ID, a.StartedAt, a.DurationMS, a.StatusCode, a.ResponseBody, a.ErrorClass, a.Error, a.Trigger)
+			case a.ID != "":
 				b.Queue(`INSERT INTO attempts(id, delivery_id, tenant_id, number, started_at, duration_ms, status_code, response_body,
 					error_class, error, trigger) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
 					a.ID, d.ID, d.TenantID, a.Number, a.StartedAt, a.DurationMS, a.StatusCode, a.ResponseBody, a.ErrorClass, a.Error, a.Trigger)
+				fallthrough
+			default: // without an attempt: it ends a delivery whose channel went away
+				b.Queue(`UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
+					last_error = $4, last_status = $5, updated_at = $6 WHERE id = $7`,
+					string(d.Status), d.Attempts, d.NextAttemptAt, d.LastError, d.LastStatus, d.UpdatedAt, d.ID)
 			}
-			b.Queue(`UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
-				last_error = $4, last_status = $5, updated_at = $6 WHERE id = $7`,
-				string(d.Status), d.Attempts, d.NextAttemptAt, d.LastError, d.LastStatus, d.UpdatedAt, d.ID)
 			if c.DisableChannel != "" {
 				b.Queue(`UPDATE channels SET enabled = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`,
 					c.DisableChannel, d.UpdatedAt, d.ChannelID)
