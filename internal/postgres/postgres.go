@@ -6,6 +6,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -86,21 +87,31 @@ func (s *Store) checkAutovacuum(ctx context.Context) {
 		"every delivery leaves dead row versions that only a vacuum removes, and claims slow down as they pile up")
 }
 
-// Migrate applies the embedded migrations.
-func (s *Store) Migrate(ctx context.Context) error {
+// migrator is goose's provider of the embedded migrations on db, under
+// its session lock.
+func migrator(db *sql.DB) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Migrate applies the embedded migrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := migrator(db)
+	if err != nil {
+		return err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
