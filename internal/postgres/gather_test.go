@@ -69,7 +69,21 @@ func TestGatheredPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(0, "a")
-	waiting(0) // taken by the held write
+	// Taken by the held write once it waits for the lock; until then the
+	// others could join its batch.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first publish never waited for the lock on events")
+		}
+	}
+	waiting(0)
 	const n, bad = 21, 7
 	for i := 1; i < n; i++ {
 		tenant := "a"
