@@ -54,6 +54,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		printResults(stdout, results)
+		fmt.Fprintf(stdout, "machine: %s\n", bench.Machine(cfg))
 	}
 	if errors.Is(err, bench.ErrLost) {
 		return fmt.Errorf("benchmark failed its checks: %w", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/bench"
 	"github.com/heraldhq/herald/internal/testenv"
 )
 
@@ -469,5 +470,8 @@ func TestBenchShowsHeraldWarnings(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "burst") {
 		t.Errorf("no burst result:\n%s", out.String())
+	}
+	if want := "machine: " + bench.Machine(bench.Config{Database: db}); !strings.Contains(out.String(), want) {
+		t.Errorf("no line %q:\n%s", want, out.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
@@ -223,4 +224,21 @@ func ioCalls() (reads, writes int64) {
 		}
 	}
 	return reads, writes
+}
+
+// TestMachine: the machine line names the processor (on Linux, as
+// /proc/cpuinfo gives it), the CPUs, the Go version and the store.
+func TestMachine(t *testing.T) {
+	got := Machine(Config{})
+	for _, want := range []string{fmt.Sprintf("%d CPUs", runtime.NumCPU()), runtime.Version(), "store: embedded SQLite"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Machine() = %q, want it to hold %q", got, want)
+		}
+	}
+	if runtime.GOOS == "linux" && strings.HasPrefix(got, "unknown processor") {
+		t.Errorf("Machine() = %q: no processor model on Linux", got)
+	}
+	if got := Machine(Config{Database: "postgres://x"}); !strings.HasSuffix(got, "store: PostgreSQL") {
+		t.Errorf("Machine() with a database = %q, want it to name PostgreSQL", got)
+	}
 }
