@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"testing"
 	"time"
 
@@ -67,5 +68,76 @@ func TestInterruptedAttemptsEndedOncePerSecond(t *testing.T) {
 	claim(now.Add(time.Second))
 	if got := status(test); got != herald.StatusFailed {
 		t.Fatalf("interrupted attempt %s a second after the last look, want failed", got)
+	}
+}
+
+// TestFailedResultsWriteNothing: results go as one batch with BEGIN and
+// COMMIT in it; when one statement fails, none of the batch is written,
+// and the connection, its transaction ended, is used again (the pool
+// holds one, so a closed one would be replaced by a new one).
+func TestFailedResultsWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(testenv.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "1")
+	u.RawQuery = q.Encode()
+	s, err := Open(ctx, u.String(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
+	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
+		t.Fatal(err)
+	}
+	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
+		URL: "https://example.com/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 16,
+		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	var pubs []herald.Publication
+	for range 2 {
+		pubs = append(pubs, herald.Publication{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "a", Type: "x.y",
+			Source: "shop", OccurredAt: now, Data: json.RawMessage(`{}`), CreatedAt: now}, ChannelIDs: []string{ch.ID}})
+	}
+	if _, err := s.Publish(ctx, pubs); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: now, Limit: 10, LeaseSlack: time.Second})
+	if err != nil || len(claims) != 2 {
+		t.Fatalf("claimed %d (%v), want 2", len(claims), err)
+	}
+	result := func(c herald.Claim, number int, attemptID string) herald.Completion {
+		d := c.Delivery
+		d.Status, d.Attempts, d.LastStatus, d.UpdatedAt, d.NextAttemptAt = herald.StatusSucceeded, number, 200, now, nil
+		return herald.Completion{Delivery: d, Attempt: herald.Attempt{ID: attemptID, DeliveryID: d.ID, TenantID: "a", Number: number,
+			StartedAt: now, DurationMS: 1, StatusCode: 200, Trigger: herald.TriggerAuto}}
+	}
+	// Second attempts go to attempts, and the second result's reuses the
+	// first's id: its insert fails.
+	att := herald.NewID(herald.PrefixAttempt, now)
+	conns := s.pool.Stat().NewConnsCount()
+	err = s.CompleteDeliveries(ctx, []herald.Completion{result(claims[0], 2, att), result(claims[1], 2, att)})
+	if err == nil {
+		t.Fatal("a batch with a duplicate attempt id was written")
+	}
+	for _, c := range claims {
+		if d, err := s.GetDelivery(ctx, "a", c.Delivery.ID); err != nil || d.Status != herald.StatusPending {
+			t.Fatalf("after the failed batch, delivery %s is %v (%v), want pending", c.Delivery.ID, d.Status, err)
+		}
+	}
+	if err := s.CompleteDeliveries(ctx, []herald.Completion{result(claims[0], 1, att)}); err != nil {
+		t.Fatalf("a result after the failed batch: %v", err)
+	}
+	if d, err := s.GetDelivery(ctx, "a", claims[0].Delivery.ID); err != nil || d.Status != herald.StatusSucceeded {
+		t.Fatalf("delivery %s is %v (%v) after its result, want succeeded", claims[0].Delivery.ID, d.Status, err)
+	}
+	if n := s.pool.Stat().NewConnsCount() - conns; n != 0 {
+		t.Errorf("%d new connections after a failed batch: its connection was closed, not used again", n)
 	}
 }

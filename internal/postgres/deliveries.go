@@ -474,8 +474,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 	for _, c := range cs {
 		loose = loose && c.Attempt.Trigger == herald.TriggerAuto && c.DisableChannel == "" && !c.DeleteChannel
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
+	// One round trip: with a channel's slot freed only once its result
+	// is written, the write's wait bounds how fast a channel delivers.
+	return s.batchTx(ctx, func(b *pgx.Batch) {
 		if loose {
 			b.Queue(noFlushWait)
 		}
@@ -509,7 +510,6 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []herald.Completion) 
 				b.Queue(bumpConfig)
 			}
 		}
-		return tx.SendBatch(ctx, b).Close()
 	})
 }
 

@@ -182,6 +182,29 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return mapErr(err)
 }
 
+// batchTx runs the statements queue puts in a batch as one transaction
+// in one round trip, BEGIN and COMMIT included (tx costs a round trip
+// for each). After a failed statement PostgreSQL skips the rest, COMMIT
+// too, and the transaction is ended here.
+func (s *Store) batchTx(ctx context.Context, queue func(b *pgx.Batch)) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	queue(b)
+	b.Queue("COMMIT")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer conn.Release()
+	err = conn.SendBatch(ctx, b).Close()
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		// Left in a failed transaction, the pool would close the
+		// connection instead of reusing it.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	return mapErr(err)
+}
+
 // mapErr maps errors that mean "the database is not reachable" to
 // herald.ErrUnavailable, and no rows to herald.ErrNotFound.
 func mapErr(err error) error {
