@@ -131,9 +131,9 @@ const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 	ORDER BY d.due, ch.id`
 
 // endInterruptedEvery is how often claims end interrupted manual
-// attempts. Each time costs a walk of every lease (deliveries_leased);
-// made by every claim, that was a twelfth of the statements' time in a
-// burst (docs/benchmarks-log.md).
+// attempts. Each look walks every lease (deliveries_leased): made by
+// every claim, it took about 7% of the statements' time in a burst
+// (docs/benchmarks-log.md).
 const endInterruptedEvery = time.Second
 
 // endInterrupted reports whether a claim at now is to end interrupted
@@ -201,12 +201,12 @@ const claimCandidatesSQL = `SELECT d.* FROM unnest($1::text[], $2::int[]) AS c(i
 // manual attempts whose process died.
 func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted bool) ([]herald.Claim, error) {
 	// A manual attempt (retry, channel test) whose process died never
-	// reported; once its lease has passed it ends as failed, to be retried
-	// by hand (SQLite does this at start, being the only process), within
-	// endInterruptedEvery of its lease's end. Then
-	// the channels with due, unleased deliveries, oldest due first: one at
-	// its in-flight limit is passed over without reading its backlog. Both
-	// go in one round trip, as the claim's other independent statements do.
+	// reported; within endInterruptedEvery after its lease has passed it
+	// ends as failed, to be retried by hand. (SQLite does this at start,
+	// being the only process.) Then the channels with due, unleased
+	// deliveries, oldest due first: one at its in-flight limit is passed
+	// over without reading its backlog. Both go in one round trip, as the
+	// claim's other independent statements do.
 	//
 	// Two settings come first, for this transaction only:
 	//   - No bitmap scans. Every lease and every result writes a new
