@@ -25,16 +25,7 @@ func TestInterruptedAttemptsEndedOncePerSecond(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
-	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
-		t.Fatal(err)
-	}
-	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
-		URL: "https://example.com/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 16,
-		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := tenantWithChannel(t, s, now)
 	claim := func(at time.Time) {
 		t.Helper()
 		if _, err := s.ClaimDeliveries(ctx, herald.ClaimParams{Now: at, Limit: 10, LeaseSlack: time.Second}); err != nil {
@@ -90,16 +81,7 @@ func TestFailedResultsWriteNothing(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
-	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
-		t.Fatal(err)
-	}
-	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
-		URL: "https://example.com/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 16,
-		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateChannel(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := tenantWithChannel(t, s, now)
 	var pubs []herald.Publication
 	for range 2 {
 		pubs = append(pubs, herald.Publication{Event: herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "a", Type: "x.y",
@@ -139,5 +121,28 @@ func TestFailedResultsWriteNothing(t *testing.T) {
 	}
 	if n := s.pool.Stat().NewConnsCount() - conns; n != 0 {
 		t.Errorf("%d new connections after a failed batch: its connection was closed, not used again", n)
+	}
+}
+
+// tenantWithChannel stores tenant "a" and a webhook channel of it.
+func tenantWithChannel(t *testing.T, s *Store, now time.Time) *herald.Channel {
+	t.Helper()
+	ctx := context.Background()
+	createTenant(t, s, now)
+	ch := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "c",
+		URL: "https://example.com/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 16,
+		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// createTenant stores tenant "a" with a key.
+func createTenant(t *testing.T, s *Store, now time.Time) {
+	t.Helper()
+	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
+	if err := s.CreateTenant(context.Background(), &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
+		t.Fatal(err)
 	}
 }

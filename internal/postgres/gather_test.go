@@ -27,10 +27,7 @@ func TestGatheredPublishes(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Now().UTC()
-	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
-	if err := s.CreateTenant(ctx, &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
-		t.Fatal(err)
-	}
+	createTenant(t, s, now)
 	type answer struct {
 		i   int
 		id  string
