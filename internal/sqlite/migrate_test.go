@@ -4,11 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
-	"slices"
 	"testing"
-	"time"
 
-	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/storetest"
 )
 
 // TestFirstAttemptMigration: attempts recorded before first attempts moved
@@ -50,37 +48,7 @@ func TestFirstAttemptMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(2000, 0).UTC()
-	complete := func(id string, number int, attID string) {
-		t.Helper()
-		d, err := s.GetDelivery(ctx, "t", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Attempts, d.Status, d.LastStatus, d.UpdatedAt = number, herald.StatusSucceeded, 200, now
-		a := herald.Attempt{ID: attID, DeliveryID: id, TenantID: "t", Number: number, StartedAt: now, DurationMS: 3, StatusCode: 200, Trigger: herald.TriggerAuto}
-		if err := s.CompleteDeliveries(ctx, []herald.Completion{{Delivery: *d, Attempt: a}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	complete("dlv_old", 2, "att_old2")
-	complete("dlv_new", 1, "att_new1")
-	wantIDs := func(id string, want ...string) {
-		t.Helper()
-		atts, err := s.ListAttempts(ctx, "t", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, a := range atts {
-			got = append(got, a.ID)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("%s's attempts: %v, want %v", id, got, want)
-		}
-	}
-	wantIDs("dlv_old", "att_old1", "att_old2")
-	wantIDs("dlv_new", "att_new1")
+	storetest.FirstAttemptUpgrade(t, s)
 	var inline int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE first_attempt_id = 'att_new1'`).Scan(&inline); err != nil || inline != 1 {
 		t.Fatalf("the new delivery's first attempt is not on its row (%d, %v)", inline, err)
