@@ -80,6 +80,8 @@ type Result struct {
 	// the dispatcher, without a claim (embedded SQLite only).
 	HandedOff int64  `json:"handed_off"`
 	Note      string `json:"note,omitempty"`
+	// Machine says where the run took place (see Machine).
+	Machine string `json:"machine"`
 }
 
 // ErrLost is returned when a scenario lost or corrupted a delivery.
@@ -100,10 +102,12 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	b := &bench{cfg: cfg, data: eventData(cfg.DataBytes)}
 	var results []Result
+	machine := Machine(cfg)
 	raw, err := b.raw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("raw: %w", err)
 	}
+	raw.Machine = machine
 	if slices.Contains(want, "raw") {
 		results = append(results, raw)
 	}
@@ -120,6 +124,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			r.RatioToRaw = r.DeliveredPerSec / raw.DeliveredPerSec
 			r.AckRatioToRaw = r.AcknowledgedPerSec / raw.DeliveredPerSec
 		}
+		r.Machine = machine
 		lost = lost || r.Lost > 0 || r.BadSignatures > 0
 		results = append(results, r)
 	}

@@ -35,6 +35,9 @@ func TestSmoke(t *testing.T) {
 		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 {
 			t.Errorf("%s: %+v", r.Scenario, r)
 		}
+		if want := Machine(Config{}); r.Machine != want {
+			t.Errorf("%s: run on %q, want %q", r.Scenario, r.Machine, want)
+		}
 		if want := r.AcknowledgedPerSec / raw; r.Scenario != "raw" && r.AckRatioToRaw != want {
 			t.Errorf("%s: acknowledgements at %.3f × raw, reported as %.3f", r.Scenario, want, r.AckRatioToRaw)
 		}
