@@ -54,7 +54,6 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		printResults(stdout, results)
-		fmt.Fprintf(stdout, "machine: %s\n", bench.Machine(cfg))
 	}
 	if errors.Is(err, bench.ErrLost) {
 		return fmt.Errorf("benchmark failed its checks: %w", err)
@@ -74,5 +73,8 @@ func printResults(w io.Writer, rs []bench.Result) {
 		if r.Note != "" {
 			fmt.Fprintf(w, "%s: %s\n", r.Scenario, r.Note)
 		}
+	}
+	if len(rs) > 0 { // every result names the same machine
+		fmt.Fprintf(w, "machine: %s\n", rs[0].Machine)
 	}
 }

@@ -244,10 +244,10 @@ func (ls *lanes) drained() bool {
 // beginClaim sets the claim's parameters from the lanes: the busy
 // counts it is to respect, how many it may queue per channel and for how
 // long and, with a shared store, the deliveries held and each channel's
-// own queue bound (claimRoom). A lane whose queue is long enough is left be (the claim
-// skips scanning its leased rows); one with a backlog whose queue runs
-// low counts its queue as busy and is claimed for ahead, so that it does
-// not run dry while the claim waits for the store.
+// own queue bound (claimRoom). A lane whose queue is long enough is left
+// be (the claim skips scanning its leased rows); one with a backlog whose
+// queue runs low counts its queue as busy and is claimed for ahead, so
+// that it does not run dry while the claim waits for the store.
 func (ls *lanes) beginClaim(p *herald.ClaimParams) (gen uint64) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
