@@ -72,6 +72,7 @@ func measure(v any, depth int) (nodes, deepest int) {
 type Validator struct {
 	schema *jsonschema.Schema
 	cost   *costNode
+	quick  *quickNode // nil: the schema uses keywords the quick check does not read
 }
 
 // noLoader refuses every external resource, so a schema cannot make the
@@ -118,7 +119,7 @@ func Compile(raw json.RawMessage) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Validator{schema: sch, cost: cost}, nil
+	return &Validator{schema: sch, cost: cost, quick: buildQuick(doc)}, nil
 }
 
 // compileError rewrites the library's error so it names no internal URL.
@@ -169,6 +170,12 @@ func (v *Validator) ValidateValue(doc any) (out []herald.FieldError) {
 	}()
 	if v == nil || v.schema == nil {
 		return nil
+	}
+	if v.quick != nil {
+		c := quickCheck{budget: MaxCost}
+		if c.valid(v.quick, doc, 0) {
+			return nil
+		}
 	}
 	if v.cost != nil && !affordable(v.cost, doc, MaxCost) {
 		return []herald.FieldError{{Field: "data", Detail: fmt.Sprintf(

@@ -1,0 +1,443 @@
+package schema
+
+import (
+	"encoding/json"
+	"math/big"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The library is general, and so costs several microseconds for a small
+// object: a third of a publish's CPU in a burst. Most schemas, the whole
+// built-in catalog among them, use a handful of keywords, and most data
+// is valid. For those, a quick check runs first. It only ever answers
+// "valid" or "not sure": not sure sends the data through the cost bound
+// and the library, which also write every error message. So the quick
+// check can never refuse what the library accepts, and it may accept only
+// what the library accepts: a schema with any keyword it does not know
+// gets no quick check at all, and wherever its reading of a keyword could
+// differ from the library's (a number written 1.0 checked against
+// "integer", say), it is not sure.
+
+// quickDialect is the only "$schema" the quick check reads; other drafts
+// give some keywords other meanings.
+const quickDialect = "https://json-schema.org/draft/2020-12/schema"
+
+// quickDepth bounds the nesting the quick check follows, counting
+// references; deeper data goes to the library.
+const quickDepth = 128
+
+// Type bits of quickNode.types.
+const (
+	tNull = 1 << iota
+	tBoolean
+	tObject
+	tArray
+	tNumber
+	tString
+	tInteger
+)
+
+var typeBits = map[string]uint8{
+	"null": tNull, "boolean": tBoolean, "object": tObject, "array": tArray,
+	"number": tNumber, "string": tString, "integer": tInteger,
+}
+
+// annotations are keywords that never make data invalid ("format" is not
+// enforced: see the package comment).
+var annotations = map[string]bool{
+	"title": true, "description": true, "format": true, "examples": true,
+	"default": true, "$comment": true, "deprecated": true, "readOnly": true,
+	"writeOnly": true, "$defs": true,
+}
+
+// quickNode is one subschema as the quick check reads it.
+type quickNode struct {
+	never      bool  // the schema false
+	types      uint8 // allowed types; 0 allows all
+	required   []string
+	props      map[string]*quickNode
+	additional *quickNode // applied to members props does not name; nil: none
+	items      *quickNode
+	ref        *quickNode
+	allOf      []*quickNode
+	anyOf      []*quickNode
+	enum       []any
+	hasEnum    bool
+	konst      any
+	hasConst   bool
+	minLen     int // -1: none
+	maxLen     int
+	minItems   int
+	maxItems   int
+	pattern    *regexp.Regexp
+	min, max   *big.Rat
+	exclMin    *big.Rat
+	exclMax    *big.Rat
+}
+
+// quickBuilder builds quickNodes for one schema document.
+type quickBuilder struct {
+	root  map[string]any
+	nodes map[uintptr]*quickNode
+	ok    bool
+}
+
+// buildQuick returns the quick check of doc, or nil when doc uses anything
+// the quick check does not read. doc has compiled.
+func buildQuick(doc any) *quickNode {
+	root, ok := doc.(map[string]any)
+	if !ok {
+		return nil // true or false: the library's answer is immediate anyway
+	}
+	if d, ok := root["$schema"]; ok && d != quickDialect && d != quickDialect+"#" {
+		return nil
+	}
+	b := &quickBuilder{root: root, nodes: map[uintptr]*quickNode{}, ok: true}
+	n := b.node(doc, true)
+	if !b.ok {
+		return nil
+	}
+	return n
+}
+
+// node builds the quickNode of schema v; top says v is the document root,
+// the only place "$schema" may be.
+func (b *quickBuilder) node(v any, top bool) *quickNode {
+	if !b.ok {
+		return nil
+	}
+	switch s := v.(type) {
+	case bool:
+		return &quickNode{never: !s, minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
+	case map[string]any:
+		key := reflect.ValueOf(s).Pointer()
+		if n := b.nodes[key]; n != nil {
+			return n
+		}
+		n := &quickNode{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
+		b.nodes[key] = n // before the children: references may cycle back
+		for k, kv := range s {
+			if !b.keyword(n, k, kv, top) {
+				b.ok = false
+				return nil
+			}
+		}
+		return n
+	default:
+		b.ok = false
+		return nil
+	}
+}
+
+// keyword reads one keyword of a subschema into n; false means the quick
+// check does not read it.
+func (b *quickBuilder) keyword(n *quickNode, k string, v any, top bool) bool {
+	switch k {
+	case "$schema":
+		return top
+	case "type":
+		switch t := v.(type) {
+		case string:
+			n.types = typeBits[t]
+			return n.types != 0
+		case []any:
+			for _, x := range t {
+				s, _ := x.(string)
+				if typeBits[s] == 0 {
+					return false
+				}
+				n.types |= typeBits[s]
+			}
+			return n.types != 0
+		}
+		return false
+	case "required":
+		list, ok := v.([]any)
+		for _, x := range list {
+			s, isString := x.(string)
+			if !isString {
+				return false
+			}
+			n.required = append(n.required, s)
+		}
+		return ok
+	case "properties":
+		m, ok := v.(map[string]any)
+		n.props = make(map[string]*quickNode, len(m))
+		for name, s := range m {
+			n.props[name] = b.node(s, false)
+		}
+		return ok && b.ok
+	case "additionalProperties":
+		n.additional = b.node(v, false)
+		return b.ok
+	case "items":
+		n.items = b.node(v, false)
+		return b.ok
+	case "allOf", "anyOf":
+		list, ok := v.([]any)
+		var subs []*quickNode
+		for _, s := range list {
+			subs = append(subs, b.node(s, false))
+		}
+		if k == "allOf" {
+			n.allOf = subs
+		} else {
+			n.anyOf = subs
+		}
+		return ok && len(subs) > 0 && b.ok
+	case "$ref":
+		ref, _ := v.(string)
+		target, ok := b.resolve(ref)
+		if !ok {
+			return false
+		}
+		n.ref = b.node(target, false)
+		return b.ok
+	case "const":
+		n.konst, n.hasConst = v, true
+		return true
+	case "enum":
+		list, ok := v.([]any)
+		n.enum, n.hasEnum = list, true
+		return ok
+	case "minLength", "maxLength", "minItems", "maxItems":
+		num, _ := v.(json.Number)
+		i, err := strconv.Atoi(string(num))
+		if err != nil || i < 0 {
+			return false
+		}
+		switch k {
+		case "minLength":
+			n.minLen = i
+		case "maxLength":
+			n.maxLen = i
+		case "minItems":
+			n.minItems = i
+		default:
+			n.maxItems = i
+		}
+		return true
+	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
+		num, _ := v.(json.Number)
+		r, ok := new(big.Rat).SetString(string(num))
+		if !ok {
+			return false
+		}
+		switch k {
+		case "minimum":
+			n.min = r
+		case "maximum":
+			n.max = r
+		case "exclusiveMinimum":
+			n.exclMin = r
+		default:
+			n.exclMax = r
+		}
+		return true
+	case "pattern":
+		p, _ := v.(string)
+		re, err := regexp.Compile(p) // the library's default engine
+		n.pattern = re
+		return err == nil
+	}
+	return annotations[k]
+}
+
+// resolve finds what "$ref" names: the root, or an entry of the root's
+// "$defs" with a plain name. Anything else is for the library.
+func (b *quickBuilder) resolve(ref string) (any, bool) {
+	if ref == "#" {
+		return b.root, true
+	}
+	name, ok := strings.CutPrefix(ref, "#/$defs/")
+	if !ok || name == "" || strings.ContainsAny(name, "/~%") {
+		return nil, false
+	}
+	defs, _ := b.root["$defs"].(map[string]any)
+	s, ok := defs[name]
+	return s, ok
+}
+
+// quickCheck walks data and schema together, within a budget of subschema
+// applications.
+type quickCheck struct{ budget int }
+
+// valid reports whether v is certainly valid against n.
+func (c *quickCheck) valid(n *quickNode, v any, depth int) bool {
+	c.budget--
+	if c.budget < 0 || depth > quickDepth || n.never {
+		return false
+	}
+	if n.types != 0 && n.types&typeBit(v) == 0 {
+		return false
+	}
+	if n.hasConst && !sameJSON(n.konst, v) || n.hasEnum && !c.inEnum(n.enum, v) {
+		return false
+	}
+	if n.ref != nil && !c.valid(n.ref, v, depth+1) {
+		return false
+	}
+	for _, s := range n.allOf {
+		if !c.valid(s, v, depth+1) {
+			return false
+		}
+	}
+	if len(n.anyOf) > 0 && !c.anyValid(n.anyOf, v, depth) {
+		return false
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return c.object(n, x, depth)
+	case []any:
+		if n.minItems >= 0 && len(x) < n.minItems || n.maxItems >= 0 && len(x) > n.maxItems {
+			return false
+		}
+		if n.items != nil {
+			for _, item := range x {
+				if !c.valid(n.items, item, depth+1) {
+					return false
+				}
+			}
+		}
+	case string:
+		if n.minLen >= 0 || n.maxLen >= 0 {
+			l := utf8.RuneCountInString(x)
+			if n.minLen >= 0 && l < n.minLen || n.maxLen >= 0 && l > n.maxLen {
+				return false
+			}
+		}
+		if n.pattern != nil && !n.pattern.MatchString(x) {
+			return false
+		}
+	case json.Number:
+		return n.inBounds(x)
+	}
+	return true
+}
+
+func (c *quickCheck) anyValid(subs []*quickNode, v any, depth int) bool {
+	for _, s := range subs {
+		if c.valid(s, v, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *quickCheck) object(n *quickNode, obj map[string]any, depth int) bool {
+	for _, name := range n.required {
+		if _, ok := obj[name]; !ok {
+			return false
+		}
+	}
+	if n.props == nil && n.additional == nil {
+		return true
+	}
+	for name, val := range obj {
+		s, ok := n.props[name]
+		if !ok {
+			s = n.additional
+		}
+		if s != nil && !c.valid(s, val, depth+1) {
+			return false
+		}
+	}
+	return true
+}
+
+// inEnum reports whether v certainly equals one of the values.
+func (c *quickCheck) inEnum(values []any, v any) bool {
+	for _, e := range values {
+		c.budget--
+		if sameJSON(e, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// typeBit is v's type as a bit, with tInteger added for a number written
+// as an integer. A number with a fraction or exponent (1.0, 1e2) gets no
+// tInteger, though it may be an integer: the library then decides.
+func typeBit(v any) uint8 {
+	switch x := v.(type) {
+	case nil:
+		return tNull
+	case bool:
+		return tBoolean
+	case map[string]any:
+		return tObject
+	case []any:
+		return tArray
+	case string:
+		return tString
+	case json.Number:
+		if strings.ContainsAny(string(x), ".eE") {
+			return tNumber
+		}
+		return tNumber | tInteger
+	}
+	return 0 // not a decoded JSON value: the library decides
+}
+
+// inBounds reports whether num is within n's numeric bounds.
+func (n *quickNode) inBounds(num json.Number) bool {
+	if n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil {
+		return true
+	}
+	r, ok := new(big.Rat).SetString(string(num))
+	if !ok {
+		return false
+	}
+	return (n.min == nil || r.Cmp(n.min) >= 0) &&
+		(n.max == nil || r.Cmp(n.max) <= 0) &&
+		(n.exclMin == nil || r.Cmp(n.exclMin) > 0) &&
+		(n.exclMax == nil || r.Cmp(n.exclMax) < 0)
+}
+
+// sameJSON reports whether a and b are certainly equal JSON values. Numbers
+// are equal only as written alike: 1 and 1.0 are left to the library.
+func sameJSON(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case json.Number:
+		y, ok := b.(json.Number)
+		return ok && x == y
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !sameJSON(xv, yv) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
