@@ -56,9 +56,10 @@ func DecodeInput(body []byte) (Input, bool) {
 			case "data":
 				start := d.i
 				var v any
+				d.spaced = false
 				v, ok = d.value()
 				in.Data = bytes.Clone(body[start:d.i])
-				in.value = v
+				in.value, in.compact = v, !d.spaced
 				bit = 16
 			}
 			if !ok || bit == 0 || seen&bit != 0 {
@@ -88,9 +89,10 @@ const maxDepth = 1000
 // decodes into an any with UseNumber: map[string]any, []any, string,
 // json.Number, bool and nil.
 type decoder struct {
-	b     []byte
-	i     int
-	depth int
+	b      []byte
+	i      int
+	depth  int
+	spaced bool // ws skipped whitespace
 }
 
 func (d *decoder) ws() {
@@ -98,6 +100,7 @@ func (d *decoder) ws() {
 		switch d.b[d.i] {
 		case ' ', '\t', '\n', '\r':
 			d.i++
+			d.spaced = true
 		default:
 			return
 		}

@@ -48,8 +48,11 @@ func agree(t *testing.T, body []byte) (fast bool) {
 	if err != nil {
 		t.Fatalf("DecodeInput accepted %q, which the general path refuses: %v", body, err)
 	}
+	if got.Data != nil && got.compact != isCompact(got.Data) {
+		t.Fatalf("DecodeInput(%q) reads data as compact = %v", body, got.compact)
+	}
 	gotValue := got.value
-	got.value = nil
+	got.value, got.compact = nil, false
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("DecodeInput(%q) = %+v; the general path reads %+v", body, got, want)
 	}

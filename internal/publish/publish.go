@@ -44,8 +44,10 @@ type Input struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 	// RequestHash identifies the request for idempotent replays.
 	RequestHash []byte `json:"-"`
-	// value is Data decoded for its schema, when DecodeInput read it.
-	value any
+	// value is Data decoded for its schema, when DecodeInput read it;
+	// compact then says Data has no whitespace outside strings.
+	value   any
+	compact bool
 }
 
 // Publisher validates, routes and stores events.
@@ -348,7 +350,9 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		verr.Add(prefix+"data", "is not valid UTF-8; send JSON text encoded as UTF-8 (escape binary content, e.g. as base64)")
 		return e
 	}
-	e.Data = compact(data)
+	if e.Data = data; !in.compact {
+		e.Data = compact(data)
+	}
 	if et != nil && len(et.Schema) > 0 {
 		v, err := p.validator(schemaKey, et.Schema)
 		if err != nil {
