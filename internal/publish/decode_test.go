@@ -151,3 +151,24 @@ func BenchmarkDecodeInput(b *testing.B) {
 		}
 	})
 }
+
+// TestPlain: plain stops at the word holding the first quote, backslash
+// or control character, and never before it, wherever that byte falls.
+func TestPlain(t *testing.T) {
+	for _, special := range []byte{'"', '\\', 0x00, 0x1f, '\n'} {
+		for at := range 40 {
+			b := bytes.Repeat([]byte("aé\x7f\xff~ "), 7)[:40]
+			b[at] = special
+			want := at / 8 * 8
+			if got := plain(b); got != want {
+				t.Errorf("byte %#x at %d: plain = %d, want %d", special, at, got, want)
+			}
+		}
+	}
+	if got := plain(bytes.Repeat([]byte{0x20, 0x7f, 0x80, 0xff, '!', '#', '[', ']'}, 4)); got != 32 {
+		t.Errorf("ordinary bytes only: plain = %d, want 32", got)
+	}
+	if got := plain([]byte("abcdefg")); got != 0 {
+		t.Errorf("less than a word: plain = %d, want 0", got)
+	}
+}
