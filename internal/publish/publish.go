@@ -44,9 +44,8 @@ type Input struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 	// RequestHash identifies the request for idempotent replays.
 	RequestHash []byte `json:"-"`
-	// value is Data decoded for its schema, when DecodeInput read it;
-	// compact then says Data has no whitespace outside strings.
-	value   any
+	// compact says Data has no whitespace outside strings, when
+	// DecodeInput read it.
 	compact bool
 }
 
@@ -358,13 +357,7 @@ func (p *Publisher) validate(verr *herald.ValidationError, prefix, tenantID stri
 		if err != nil {
 			p.log.Error("event type schema does not compile", "type", et.Name, "err", err)
 		} else {
-			var fes []herald.FieldError
-			if in.value != nil {
-				fes = v.ValidateValue(in.value)
-			} else {
-				fes = v.Validate(e.Data)
-			}
-			for _, fe := range fes {
+			for _, fe := range v.ValidateJSON(e.Data) {
 				verr.Add(prefix+fe.Field, "%s", fe.Detail)
 			}
 		}

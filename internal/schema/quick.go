@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/heraldhq/herald"
 )
 
 // The library is general, and so costs several microseconds for a small
@@ -438,6 +441,314 @@ func sameJSON(a, b any) bool {
 			}
 		}
 		return true
+	}
+	return false
+}
+
+// The quick check also reads data as JSON text, so that a publish need not
+// decode it into maps and strings at all: that decoding cost more than
+// the check. It reads each value once per subschema applied to it, and
+// skips members no subschema applies to. What it reads is valid JSON
+// already; anything it does not expect makes it not sure.
+
+// ValidateJSON is Validate for data known to be valid JSON, as the
+// publisher's decoding leaves it. Data the quick check finds valid in its
+// text is never decoded.
+func (v *Validator) ValidateJSON(data []byte) []herald.FieldError {
+	if v != nil && v.quick != nil {
+		c := quickCheck{budget: MaxCost}
+		if c.validText(v.quick, data) {
+			return nil
+		}
+	}
+	return v.Validate(data)
+}
+
+// validText reports whether b, the text of one JSON value, is certainly
+// valid against n.
+func (c *quickCheck) validText(n *quickNode, b []byte) bool {
+	t := text{b: b}
+	if !c.walk(n, &t, 0) {
+		return false
+	}
+	t.ws()
+	return t.i == len(b)
+}
+
+// walk reports whether the value at t is certainly valid against n, and
+// moves t past it.
+func (c *quickCheck) walk(n *quickNode, t *text, depth int) bool {
+	c.budget--
+	t.ws()
+	if c.budget < 0 || depth > quickDepth || n.never || t.i >= len(t.b) {
+		return false
+	}
+	start, first := t.i, t.b[t.i]
+	if n.types != 0 && n.types&textType(t.b[t.i:]) == 0 {
+		return false
+	}
+	// Subschemas applied in place read the value again from its start.
+	if n.ref != nil || len(n.allOf) > 0 || len(n.anyOf) > 0 {
+		if n.ref != nil && !c.again(n.ref, t, start, depth) {
+			return false
+		}
+		for _, s := range n.allOf {
+			if !c.again(s, t, start, depth) {
+				return false
+			}
+		}
+		if len(n.anyOf) > 0 && !c.anyAgain(n.anyOf, t, start, depth) {
+			return false
+		}
+		t.i = start
+	}
+	switch {
+	case first == '{':
+		return !n.hasConst && !n.hasEnum && c.walkObject(n, t, depth)
+	case first == '[':
+		return !n.hasConst && !n.hasEnum && c.walkArray(n, t, depth)
+	}
+	v, ok := t.scalar()
+	if !ok || n.hasConst && !sameText(n.konst, v) || n.hasEnum && !c.inEnumText(n.enum, v) {
+		return false
+	}
+	switch first {
+	case '"':
+		if n.minLen < 0 && n.maxLen < 0 && n.pattern == nil {
+			return true
+		}
+		s, ok := plainString(v)
+		if !ok {
+			return false
+		}
+		if n.minLen >= 0 || n.maxLen >= 0 {
+			l := utf8.RuneCount(s)
+			if n.minLen >= 0 && l < n.minLen || n.maxLen >= 0 && l > n.maxLen {
+				return false
+			}
+		}
+		return n.pattern == nil || n.pattern.Match(s)
+	case 't', 'f', 'n':
+		return true
+	}
+	return n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil || n.inBounds(json.Number(v))
+}
+
+// again walks the value at start against s.
+func (c *quickCheck) again(s *quickNode, t *text, start, depth int) bool {
+	t.i = start
+	return c.walk(s, t, depth+1)
+}
+
+func (c *quickCheck) anyAgain(subs []*quickNode, t *text, start, depth int) bool {
+	for _, s := range subs {
+		if c.again(s, t, start, depth) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *quickCheck) walkObject(n *quickNode, t *text, depth int) bool {
+	if len(n.required) > 64 {
+		return false
+	}
+	var seen uint64
+	t.i++ // {
+	if !t.next('}') {
+		for {
+			t.ws()
+			v, ok := t.scalar()
+			name, plain := plainString(v)
+			if !ok || !plain || !t.next(':') {
+				return false
+			}
+			for i, r := range n.required {
+				if string(name) == r {
+					seen |= 1 << i
+				}
+			}
+			s, ok := n.props[string(name)]
+			if !ok {
+				s = n.additional
+			}
+			if s != nil && !c.walk(s, t, depth+1) || s == nil && !t.skip() {
+				return false
+			}
+			if t.next('}') {
+				break
+			}
+			if !t.next(',') {
+				return false
+			}
+		}
+	}
+	return seen == 1<<len(n.required)-1
+}
+
+func (c *quickCheck) walkArray(n *quickNode, t *text, depth int) bool {
+	count := 0
+	t.i++ // [
+	if !t.next(']') {
+		for {
+			count++
+			if n.items != nil && !c.walk(n.items, t, depth+1) || n.items == nil && !t.skip() {
+				return false
+			}
+			if t.next(']') {
+				break
+			}
+			if !t.next(',') {
+				return false
+			}
+		}
+	}
+	return (n.minItems < 0 || count >= n.minItems) && (n.maxItems < 0 || count <= n.maxItems)
+}
+
+func (c *quickCheck) inEnumText(values []any, v []byte) bool {
+	for _, e := range values {
+		c.budget--
+		if sameText(e, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// textType is typeBit for the value b starts with.
+func textType(b []byte) uint8 {
+	switch b[0] {
+	case '{':
+		return tObject
+	case '[':
+		return tArray
+	case '"':
+		return tString
+	case 't', 'f':
+		return tBoolean
+	case 'n':
+		return tNull
+	}
+	for _, c := range b {
+		switch c {
+		case '.', 'e', 'E':
+			return tNumber
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return tNumber | tInteger
+		}
+	}
+	return tNumber | tInteger
+}
+
+// sameText is sameJSON for a scalar's text: a string, number or literal
+// that is e as written; a string with escapes is left to the library.
+func sameText(e any, v []byte) bool {
+	switch x := e.(type) {
+	case nil:
+		return string(v) == "null"
+	case bool:
+		return string(v) == strconv.FormatBool(x)
+	case json.Number:
+		return string(v) == string(x)
+	case string:
+		s, ok := plainString(v)
+		return ok && string(s) == x
+	}
+	return false
+}
+
+// plainString returns the text of a string without escapes.
+func plainString(v []byte) ([]byte, bool) {
+	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return nil, false
+	}
+	return v[1 : len(v)-1], true
+}
+
+// text is a reader of valid JSON.
+type text struct {
+	b []byte
+	i int
+}
+
+func (t *text) ws() {
+	for t.i < len(t.b) && (t.b[t.i] == ' ' || t.b[t.i] == '\t' || t.b[t.i] == '\n' || t.b[t.i] == '\r') {
+		t.i++
+	}
+}
+
+// next consumes c, after whitespace, if it comes next.
+func (t *text) next(c byte) bool {
+	t.ws()
+	if t.i < len(t.b) && t.b[t.i] == c {
+		t.i++
+		return true
+	}
+	return false
+}
+
+// scalar reads the string, number or literal at t.i and returns its text.
+func (t *text) scalar() ([]byte, bool) {
+	start := t.i
+	if t.i >= len(t.b) {
+		return nil, false
+	}
+	if t.b[t.i] == '"' {
+		// A quote ends the string unless an odd number of backslashes
+		// escape it.
+		for t.i++; ; t.i++ {
+			q := bytes.IndexByte(t.b[t.i:], '"')
+			if q < 0 {
+				return nil, false
+			}
+			t.i += q
+			k := t.i
+			for k > start && t.b[k-1] == '\\' {
+				k--
+			}
+			if (t.i-k)%2 == 0 {
+				t.i++
+				return t.b[start:t.i], true
+			}
+		}
+	}
+	for t.i < len(t.b) {
+		switch t.b[t.i] {
+		case ',', '}', ']', ':', ' ', '\t', '\n', '\r', '{', '[', '"':
+			return t.b[start:t.i], t.i > start
+		}
+		t.i++
+	}
+	return t.b[start:t.i], t.i > start
+}
+
+// skip moves past the value at t.i.
+func (t *text) skip() bool {
+	t.ws()
+	if t.i >= len(t.b) {
+		return false
+	}
+	if c := t.b[t.i]; c != '{' && c != '[' {
+		_, ok := t.scalar()
+		return ok
+	}
+	for depth := 0; t.i < len(t.b); {
+		switch t.b[t.i] {
+		case '"':
+			if _, ok := t.scalar(); !ok {
+				return false
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				t.i++
+				return true
+			}
+		}
+		t.i++
 	}
 	return false
 }

@@ -26,6 +26,11 @@ func quickValid(v *Validator, doc any) bool {
 	return v.quick != nil && c.valid(v.quick, doc, 0)
 }
 
+func quickValidText(v *Validator, data []byte) bool {
+	c := quickCheck{budget: MaxCost}
+	return v.quick != nil && c.validText(v.quick, data)
+}
+
 // TestQuickCheckReadsCatalog: every built-in type's schema gets the quick
 // check, and its example passes it, so publishing built-in types does not
 // run the library for valid data.
@@ -45,6 +50,9 @@ func TestQuickCheckReadsCatalog(t *testing.T) {
 		}
 		if !quickValid(v, decode(t, string(et.Example))) {
 			t.Errorf("%s: example does not pass the quick check", et.Name)
+		}
+		if !quickValidText(v, et.Example) {
+			t.Errorf("%s: example's text does not pass the quick check", et.Name)
 		}
 	}
 }
@@ -92,29 +100,38 @@ func TestQuickCheckUnsureCases(t *testing.T) {
 		{`{"enum":[{"a":1}]}`, `{"a":1e0}`, true},
 		{`{"enum":[{"a":1}]}`, `{"a":2}`, false},
 		{`{"$ref":"#"}`, `{}`, false}, // a reference cycle: the library's error
+		{`{"properties":{"a":{"type":"string"}}}`, `{"\u0061":1}`, false},
+		{`{"required":["a"]}`, `{"\u0061":1}`, true},
+		{`{"const":"é"}`, `"\u00e9"`, true},
+		{`{"maxLength":1}`, `"\u00e9"`, true},
+		{`{"pattern":"^a$"}`, `"\u0061"`, true},
+		{`{"items":{"type":"integer"},"maxItems":2}`, `[1, 2.0]`, true},
 		{`{"properties":{"a":{"$ref":"#"}}}`, strings.Repeat(`{"a":`, quickDepth+5) + "1" + strings.Repeat(`}`, quickDepth+5), true},
 	}
 	for _, tt := range tests {
 		v := mustCompile(t, tt.schema)
 		doc := decode(t, tt.data)
-		if quickValid(v, doc) && !tt.valid {
+		if (quickValid(v, doc) || quickValidText(v, []byte(tt.data))) && !tt.valid {
 			t.Errorf("%s against %.40s: the quick check accepts what the library refuses", tt.schema, tt.data)
 		}
 		if got := v.ValidateValue(doc) == nil; got != tt.valid {
 			t.Errorf("%s against %.40s: valid = %v, want %v", tt.schema, tt.data, got, tt.valid)
+		}
+		if got := v.ValidateJSON([]byte(tt.data)) == nil; got != tt.valid {
+			t.Errorf("%s against %.40s: ValidateJSON valid = %v, want %v", tt.schema, tt.data, got, tt.valid)
 		}
 	}
 }
 
 // TestQuickCheckNeverAcceptsMore generates schemas from every keyword the
 // quick check reads, and data to match, and requires that whatever the
-// quick check accepts the library accepts too. It also requires the quick
-// check to accept most of what the library accepts, or it would save
-// nothing.
+// quick check accepts, as a value or as text, the library accepts too. It
+// also requires the quick check to accept most of what the library
+// accepts, or it would save nothing.
 func TestQuickCheckNeverAcceptsMore(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 2))
 	g := &gen{r: r}
-	runs, libValid, quickToo := 0, 0, 0
+	runs, libValid, quickToo, textToo := 0, 0, 0, 0
 	for range 3000 {
 		schemaDoc := g.schema(3, true)
 		raw, err := json.Marshal(schemaDoc)
@@ -137,6 +154,19 @@ func TestQuickCheckNeverAcceptsMore(t *testing.T) {
 			if quick && !lib {
 				t.Fatalf("schema %s\ndata %s\nthe quick check accepts what the library refuses", raw, data)
 			}
+			indented, _ := json.MarshalIndent(doc, " ", "\t")
+			for _, text := range [][]byte{data, indented} {
+				got := quickValidText(v, text)
+				if got && !lib {
+					t.Fatalf("schema %s\ndata %s\nthe quick check accepts as text what the library refuses", raw, text)
+				}
+				if got && !quick {
+					t.Fatalf("schema %s\ndata %s\nthe quick check accepts the text but not the value", raw, text)
+				}
+				if quick && got {
+					textToo++
+				}
+			}
 			if lib {
 				libValid++
 				if quick {
@@ -145,9 +175,9 @@ func TestQuickCheckNeverAcceptsMore(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d checks: the library accepted %d, the quick check %d of those", runs, libValid, quickToo)
-	if libValid < runs/10 || quickToo < libValid*8/10 {
-		t.Errorf("the library accepted %d of %d and the quick check %d of those: the generator or the check is off", libValid, runs, quickToo)
+	t.Logf("%d checks: the library accepted %d, the quick check %d of those (%d of %d as text, compact and indented)", runs, libValid, quickToo, textToo, 2*quickToo)
+	if libValid < runs/10 || quickToo < libValid*8/10 || textToo < 2*quickToo*9/10 {
+		t.Errorf("the library accepted %d of %d and the quick check %d of those (%d of %d as text): the generator or the check is off", libValid, runs, quickToo, textToo, 2*quickToo)
 	}
 }
 
@@ -156,11 +186,11 @@ func TestQuickCheckNeverAcceptsMore(t *testing.T) {
 type gen struct{ r *rand.Rand }
 
 var (
-	genNames    = []string{"a", "b", "c"}
+	genNames    = []string{"a", "b", "c", `q"`}
 	genTypes    = []string{"null", "boolean", "object", "array", "number", "string", "integer"}
 	genPatterns = []string{"^a", "b$", "[0-9]", "^$"}
 	genNumbers  = []string{"0", "1", "-1", "2.5", "1.0", "1e2", "10"}
-	genStrings  = []string{"", "a", "ab", "ba1", "é", "aé"}
+	genStrings  = []string{"", "a", "ab", "ba1", "é", "aé", `a\`, `"`, "<"}
 )
 
 func (g *gen) pick(list []string) string { return list[g.r.IntN(len(list))] }
@@ -270,9 +300,9 @@ func TestQuickCheckCatalogMutations(t *testing.T) {
 		doc := decode(t, string(et.Example))
 		check := func() {
 			changed++
-			if quickValid(v, doc) && v.schema.Validate(doc) != nil {
-				var buf bytes.Buffer
-				_ = json.NewEncoder(&buf).Encode(doc)
+			var buf bytes.Buffer
+			_ = json.NewEncoder(&buf).Encode(doc)
+			if (quickValid(v, doc) || quickValidText(v, bytes.TrimSpace(buf.Bytes()))) && v.schema.Validate(doc) != nil {
 				t.Fatalf("%s: the quick check accepts what the library refuses: %s", et.Name, buf.String())
 			}
 		}
@@ -309,4 +339,30 @@ func TestQuickCheckCatalogMutations(t *testing.T) {
 	if changed < 1000 {
 		t.Errorf("only %d changed examples checked", changed)
 	}
+}
+
+// FuzzQuickCheckText: the quick check never fails on any text, and what it
+// accepts as valid JSON the library accepts.
+func FuzzQuickCheckText(f *testing.F) {
+	f.Add(`{"a":"x","b":[1,2],"c":{"d":null}}`)
+	f.Add(`{"a":"x\"","b":[1,2.5e3],"c":{"a":true}}`)
+	f.Add(`[{"a":1},{"b":"é"}]`)
+	f.Add(`{"a":"x",}`)
+	f.Add(`{"a" "x"}`)
+	f.Add(`"unterminated`)
+	v, err := Compile(json.RawMessage(`{"type":["object","array"],"required":["a"],
+		"properties":{"a":{"type":"string","maxLength":3},"b":{"items":{"type":"integer","minimum":0}},"c":{"$ref":"#"}},
+		"additionalProperties":{"anyOf":[{"type":"null"},{"const":"é"}]},"items":{"$ref":"#"}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		ok := quickValidText(v, []byte(data))
+		if !ok || !json.Valid([]byte(data)) {
+			return
+		}
+		if doc := decode(t, data); v.schema.Validate(doc) != nil {
+			t.Fatalf("%s: the quick check accepts as text what the library refuses", data)
+		}
+	})
 }
