@@ -270,124 +270,6 @@ func (b *quickBuilder) resolve(ref string) (any, bool) {
 // applications.
 type quickCheck struct{ budget int }
 
-// valid reports whether v is certainly valid against n.
-func (c *quickCheck) valid(n *quickNode, v any, depth int) bool {
-	c.budget--
-	if c.budget < 0 || depth > quickDepth || n.never {
-		return false
-	}
-	if n.types != 0 && n.types&typeBit(v) == 0 {
-		return false
-	}
-	if n.hasConst && !sameJSON(n.konst, v) || n.hasEnum && !c.inEnum(n.enum, v) {
-		return false
-	}
-	if n.ref != nil && !c.valid(n.ref, v, depth+1) {
-		return false
-	}
-	for _, s := range n.allOf {
-		if !c.valid(s, v, depth+1) {
-			return false
-		}
-	}
-	if len(n.anyOf) > 0 && !c.anyValid(n.anyOf, v, depth) {
-		return false
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		return c.object(n, x, depth)
-	case []any:
-		if n.minItems >= 0 && len(x) < n.minItems || n.maxItems >= 0 && len(x) > n.maxItems {
-			return false
-		}
-		if n.items != nil {
-			for _, item := range x {
-				if !c.valid(n.items, item, depth+1) {
-					return false
-				}
-			}
-		}
-	case string:
-		if n.minLen >= 0 || n.maxLen >= 0 {
-			l := utf8.RuneCountInString(x)
-			if n.minLen >= 0 && l < n.minLen || n.maxLen >= 0 && l > n.maxLen {
-				return false
-			}
-		}
-		if n.pattern != nil && !n.pattern.MatchString(x) {
-			return false
-		}
-	case json.Number:
-		return n.inBounds(x)
-	}
-	return true
-}
-
-func (c *quickCheck) anyValid(subs []*quickNode, v any, depth int) bool {
-	for _, s := range subs {
-		if c.valid(s, v, depth+1) {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *quickCheck) object(n *quickNode, obj map[string]any, depth int) bool {
-	for _, name := range n.required {
-		if _, ok := obj[name]; !ok {
-			return false
-		}
-	}
-	if n.props == nil && n.additional == nil {
-		return true
-	}
-	for name, val := range obj {
-		s, ok := n.props[name]
-		if !ok {
-			s = n.additional
-		}
-		if s != nil && !c.valid(s, val, depth+1) {
-			return false
-		}
-	}
-	return true
-}
-
-// inEnum reports whether v certainly equals one of the values.
-func (c *quickCheck) inEnum(values []any, v any) bool {
-	for _, e := range values {
-		c.budget--
-		if sameJSON(e, v) {
-			return true
-		}
-	}
-	return false
-}
-
-// typeBit is v's type as a bit, with tInteger added for a number written
-// as an integer. A number with a fraction or exponent (1.0, 1e2) gets no
-// tInteger, though it may be an integer: the library then decides.
-func typeBit(v any) uint8 {
-	switch x := v.(type) {
-	case nil:
-		return tNull
-	case bool:
-		return tBoolean
-	case map[string]any:
-		return tObject
-	case []any:
-		return tArray
-	case string:
-		return tString
-	case json.Number:
-		if strings.ContainsAny(string(x), ".eE") {
-			return tNumber
-		}
-		return tNumber | tInteger
-	}
-	return 0 // not a decoded JSON value: the library decides
-}
-
 // inBounds reports whether num is within n's numeric bounds.
 func (n *quickNode) inBounds(num json.Number) bool {
 	if n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil {
@@ -403,49 +285,7 @@ func (n *quickNode) inBounds(num json.Number) bool {
 		(n.exclMax == nil || r.Cmp(n.exclMax) < 0)
 }
 
-// sameJSON reports whether a and b are certainly equal JSON values. Numbers
-// are equal only as written alike: 1 and 1.0 are left to the library.
-func sameJSON(a, b any) bool {
-	switch x := a.(type) {
-	case nil:
-		return b == nil
-	case bool:
-		y, ok := b.(bool)
-		return ok && x == y
-	case string:
-		y, ok := b.(string)
-		return ok && x == y
-	case json.Number:
-		y, ok := b.(json.Number)
-		return ok && x == y
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !sameJSON(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, xv := range x {
-			yv, ok := y[k]
-			if !ok || !sameJSON(xv, yv) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// The quick check also reads data as JSON text, so that a publish need not
+// The quick check reads data as JSON text, so that a publish need not
 // decode it into maps and strings at all: that decoding cost more than
 // the check. It reads each value once per subschema applied to it, and
 // skips members no subschema applies to. What it reads is valid JSON
@@ -457,16 +297,16 @@ func sameJSON(a, b any) bool {
 func (v *Validator) ValidateJSON(data []byte) []herald.FieldError {
 	if v != nil && v.quick != nil {
 		c := quickCheck{budget: MaxCost}
-		if c.validText(v.quick, data) {
+		if c.valid(v.quick, data) {
 			return nil
 		}
 	}
 	return v.Validate(data)
 }
 
-// validText reports whether b, the text of one JSON value, is certainly
-// valid against n.
-func (c *quickCheck) validText(n *quickNode, b []byte) bool {
+// valid reports whether b, the text of one JSON value, is certainly valid
+// against n.
+func (c *quickCheck) valid(n *quickNode, b []byte) bool {
 	t := text{b: b}
 	if !c.walk(n, &t, 0) {
 		return false
@@ -504,12 +344,12 @@ func (c *quickCheck) walk(n *quickNode, t *text, depth int) bool {
 	}
 	switch {
 	case first == '{':
-		return !n.hasConst && !n.hasEnum && c.walkObject(n, t, depth)
+		return !n.hasConst && !n.hasEnum && c.object(n, t, depth)
 	case first == '[':
-		return !n.hasConst && !n.hasEnum && c.walkArray(n, t, depth)
+		return !n.hasConst && !n.hasEnum && c.array(n, t, depth)
 	}
 	v, ok := t.scalar()
-	if !ok || n.hasConst && !sameText(n.konst, v) || n.hasEnum && !c.inEnumText(n.enum, v) {
+	if !ok || n.hasConst && !sameText(n.konst, v) || n.hasEnum && !c.inEnum(n.enum, v) {
 		return false
 	}
 	switch first {
@@ -549,7 +389,7 @@ func (c *quickCheck) anyAgain(subs []*quickNode, t *text, start, depth int) bool
 	return false
 }
 
-func (c *quickCheck) walkObject(n *quickNode, t *text, depth int) bool {
+func (c *quickCheck) object(n *quickNode, t *text, depth int) bool {
 	if len(n.required) > 64 {
 		return false
 	}
@@ -586,7 +426,7 @@ func (c *quickCheck) walkObject(n *quickNode, t *text, depth int) bool {
 	return seen == 1<<len(n.required)-1
 }
 
-func (c *quickCheck) walkArray(n *quickNode, t *text, depth int) bool {
+func (c *quickCheck) array(n *quickNode, t *text, depth int) bool {
 	count := 0
 	t.i++ // [
 	if !t.next(']') {
@@ -606,7 +446,7 @@ func (c *quickCheck) walkArray(n *quickNode, t *text, depth int) bool {
 	return (n.minItems < 0 || count >= n.minItems) && (n.maxItems < 0 || count <= n.maxItems)
 }
 
-func (c *quickCheck) inEnumText(values []any, v []byte) bool {
+func (c *quickCheck) inEnum(values []any, v []byte) bool {
 	for _, e := range values {
 		c.budget--
 		if sameText(e, v) {
@@ -616,7 +456,10 @@ func (c *quickCheck) inEnumText(values []any, v []byte) bool {
 	return false
 }
 
-// textType is typeBit for the value b starts with.
+// textType is the type of the value b starts with as a bit, with tInteger
+// added for a number written as an integer. A number with a fraction or
+// exponent (1.0, 1e2) gets no tInteger, though it may be an integer: the
+// library then decides.
 func textType(b []byte) uint8 {
 	switch b[0] {
 	case '{':
@@ -641,8 +484,10 @@ func textType(b []byte) uint8 {
 	return tNumber | tInteger
 }
 
-// sameText is sameJSON for a scalar's text: a string, number or literal
-// that is e as written; a string with escapes is left to the library.
+// sameText reports whether a scalar's text is certainly the JSON value e:
+// a string, number or literal written as e is. Numbers are equal only as
+// written alike (1 and 1.0 are left to the library), and so is a string
+// with escapes.
 func sameText(e any, v []byte) bool {
 	switch x := e.(type) {
 	case nil:

@@ -171,12 +171,6 @@ func (v *Validator) ValidateValue(doc any) (out []herald.FieldError) {
 	if v == nil || v.schema == nil {
 		return nil
 	}
-	if v.quick != nil {
-		c := quickCheck{budget: MaxCost}
-		if c.valid(v.quick, doc, 0) {
-			return nil
-		}
-	}
 	if v.cost != nil && !affordable(v.cost, doc, MaxCost) {
 		return []herald.FieldError{{Field: "data", Detail: fmt.Sprintf(
 			"is too costly to check against this event type's schema (over %d checks); send less data, or simplify the schema (fewer anyOf/oneOf branches, no repeated references)", MaxCost)}}
