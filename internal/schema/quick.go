@@ -24,6 +24,12 @@ import (
 // gets no quick check at all, and wherever its reading of a keyword could
 // differ from the library's (a number written 1.0 checked against
 // "integer", say), it is not sure.
+//
+// It reads data as JSON text, so that a publish need not decode it into
+// maps and strings at all: that decoding cost more than the check. It
+// reads each value once per subschema applied to it, and skips members no
+// subschema applies to. What it reads is valid JSON already; anything it
+// does not expect makes it not sure.
 
 // quickDialect is the only "$schema" the quick check reads; other drafts
 // give some keywords other meanings.
@@ -266,31 +272,6 @@ func (b *quickBuilder) resolve(ref string) (any, bool) {
 	return s, ok
 }
 
-// quickCheck walks data and schema together, within a budget of subschema
-// applications.
-type quickCheck struct{ budget int }
-
-// inBounds reports whether num is within n's numeric bounds.
-func (n *quickNode) inBounds(num json.Number) bool {
-	if n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil {
-		return true
-	}
-	r, ok := new(big.Rat).SetString(string(num))
-	if !ok {
-		return false
-	}
-	return (n.min == nil || r.Cmp(n.min) >= 0) &&
-		(n.max == nil || r.Cmp(n.max) <= 0) &&
-		(n.exclMin == nil || r.Cmp(n.exclMin) > 0) &&
-		(n.exclMax == nil || r.Cmp(n.exclMax) < 0)
-}
-
-// The quick check reads data as JSON text, so that a publish need not
-// decode it into maps and strings at all: that decoding cost more than
-// the check. It reads each value once per subschema applied to it, and
-// skips members no subschema applies to. What it reads is valid JSON
-// already; anything it does not expect makes it not sure.
-
 // ValidateJSON is Validate for data known to be valid JSON, as the
 // publisher's decoding leaves it. Data the quick check finds valid in its
 // text is never decoded.
@@ -303,6 +284,10 @@ func (v *Validator) ValidateJSON(data []byte) []herald.FieldError {
 	}
 	return v.Validate(data)
 }
+
+// quickCheck walks data and schema together, within a budget of subschema
+// applications.
+type quickCheck struct{ budget int }
 
 // valid reports whether b, the text of one JSON value, is certainly valid
 // against n.
@@ -371,7 +356,7 @@ func (c *quickCheck) walk(n *quickNode, t *text, depth int) bool {
 	case 't', 'f', 'n':
 		return true
 	}
-	return n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil || n.inBounds(json.Number(v))
+	return n.inBounds(v)
 }
 
 // again walks the value at start against s.
@@ -387,6 +372,22 @@ func (c *quickCheck) anyAgain(subs []*quickNode, t *text, start, depth int) bool
 		}
 	}
 	return false
+}
+
+// inBounds reports whether the number written num is within n's numeric
+// bounds.
+func (n *quickNode) inBounds(num []byte) bool {
+	if n.min == nil && n.max == nil && n.exclMin == nil && n.exclMax == nil {
+		return true
+	}
+	r, ok := new(big.Rat).SetString(string(num))
+	if !ok {
+		return false
+	}
+	return (n.min == nil || r.Cmp(n.min) >= 0) &&
+		(n.max == nil || r.Cmp(n.max) <= 0) &&
+		(n.exclMin == nil || r.Cmp(n.exclMin) > 0) &&
+		(n.exclMax == nil || r.Cmp(n.exclMax) < 0)
 }
 
 func (c *quickCheck) object(n *quickNode, t *text, depth int) bool {
