@@ -148,14 +148,26 @@ func (s *Store) endInterrupted(now time.Time) bool {
 }
 
 // Settings a transaction gives itself (see claim and CompleteDeliveries).
+// A claim reads only by index: its prepared statements keep the generic
+// plans made while the tables were small (until autovacuum analyses them,
+// about once a minute), and a plan that read a new table whole read it
+// whole in every claim as it grew (TestClaimPlansOnNewTables).
 const (
 	noBitmapScans = `SET LOCAL enable_bitmapscan = off`
+	noSeqScans    = `SET LOCAL enable_seqscan = off`
 	noFlushWait   = `SET LOCAL synchronous_commit = off`
 )
 
-// claimSettings are a claim transaction's own settings, which
-// TestClaimPlansUseIndexes plans under too.
-func claimSettings() []string { return []string{noBitmapScans, noFlushWait} }
+// claimSettings are a claim transaction's own settings, which the plan
+// tests plan under too.
+func claimSettings() []string { return []string{noBitmapScans, noSeqScans, noFlushWait} }
+
+// setLeasesSQL sets a claim's leases; claimEventsSQL reads its events.
+const (
+	setLeasesSQL = `UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
+		WHERE deliveries.id = l.id`
+	claimEventsSQL = `SELECT ` + eventCols + ` FROM events WHERE id = ANY($1)`
+)
 
 // busySQL counts the leases of the channels a claim has locked, channel
 // by channel: as one count grouped by channel, its generic plan read the
@@ -208,7 +220,8 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted 
 	// over without reading its backlog. Both go in one round trip, as the
 	// claim's other independent statements do.
 	//
-	// Two settings come first, for this transaction only:
+	// Three settings come first, for this transaction only:
+	//   - No sequential scans: see noSeqScans.
 	//   - No bitmap scans. Every lease and every result writes a new
 	//     version of the delivery's row, and the old versions' entries stay
 	//     in deliveries_pending and deliveries_leased until a vacuum. A
@@ -413,13 +426,12 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted 
 	// The leases, the rate schedules and reading the events back: one
 	// round trip.
 	b = &pgx.Batch{}
-	b.Queue(`UPDATE deliveries SET lease_until = l.until FROM unnest($1::text[], $2::timestamptz[]) AS l(id, until)
-		WHERE deliveries.id = l.id`, ids, leases)
+	b.Queue(setLeasesSQL, ids, leases)
 	for id, next := range rateNext {
 		b.Queue(`UPDATE channels SET rate_next_at = $1 WHERE id = $2`, next, id)
 	}
 	var events []herald.Event
-	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, evIDs).Query(func(rows pgx.Rows) error {
+	b.Queue(claimEventsSQL, evIDs).Query(func(rows pgx.Rows) error {
 		var err error
 		events, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Event, error) { return scanEvent(r) })
 		return err
