@@ -289,6 +289,19 @@ func (v *Validator) ValidateJSON(data []byte) []herald.FieldError {
 // applications.
 type quickCheck struct{ budget int }
 
+// bytesPerApplication is how many bytes of text the budget counts as one
+// subschema application: a value is read again for every subschema
+// applied to it, and a long one read many times must not go unbounded.
+const bytesPerApplication = 64
+
+// skip moves t past a value no subschema applies to, counting its bytes.
+func (c *quickCheck) skip(t *text) bool {
+	start := t.i
+	ok := t.skip()
+	c.budget -= (t.i - start) / bytesPerApplication
+	return ok
+}
+
 // valid reports whether b, the text of one JSON value, is certainly valid
 // against n.
 func (c *quickCheck) valid(n *quickNode, b []byte) bool {
@@ -334,6 +347,7 @@ func (c *quickCheck) walk(n *quickNode, t *text, depth int) bool {
 		return !n.hasConst && !n.hasEnum && c.array(n, t, depth)
 	}
 	v, ok := t.scalar()
+	c.budget -= len(v) / bytesPerApplication
 	if !ok || n.hasConst && !sameText(n.konst, v) || n.hasEnum && !c.inEnum(n.enum, v) {
 		return false
 	}
@@ -413,7 +427,7 @@ func (c *quickCheck) object(n *quickNode, t *text, depth int) bool {
 			if !ok {
 				s = n.additional
 			}
-			if s != nil && !c.walk(s, t, depth+1) || s == nil && !t.skip() {
+			if s != nil && !c.walk(s, t, depth+1) || s == nil && !c.skip(t) {
 				return false
 			}
 			if t.next('}') {
@@ -433,7 +447,7 @@ func (c *quickCheck) array(n *quickNode, t *text, depth int) bool {
 	if !t.next(']') {
 		for {
 			count++
-			if n.items != nil && !c.walk(n.items, t, depth+1) || n.items == nil && !t.skip() {
+			if n.items != nil && !c.walk(n.items, t, depth+1) || n.items == nil && !c.skip(t) {
 				return false
 			}
 			if t.next(']') {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/internal/catalog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -347,4 +348,24 @@ func FuzzQuickCheckText(f *testing.F) {
 			t.Fatalf("%s: the quick check accepts as text what the library refuses", data)
 		}
 	})
+}
+
+// TestQuickCheckBoundsWork: a schema that reads long data again for each
+// of many branches gives up within its budget, and the library's cost
+// bound then answers, instead of reading hundreds of megabytes.
+func TestQuickCheckBoundsWork(t *testing.T) {
+	branches := strings.Repeat(`{"properties":{"b":{"type":"string"}},"required":["a"]},`, 600)
+	v := mustCompile(t, `{"anyOf":[`+branches+`{"required":["a"]}]}`)
+	data := []byte(`{"b":"` + strings.Repeat("x", 200<<10) + `","c":[` + strings.Repeat(`"y",`, 10000) + `"y"]}`)
+	c := quickCheck{budget: MaxCost}
+	start := time.Now()
+	if c.valid(v.quick, data) {
+		t.Fatal("the quick check accepts data missing a required member")
+	}
+	if c.budget >= 0 {
+		t.Errorf("the quick check finished within its budget (%d left): the test reads too little", c.budget)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("the quick check took %v", d)
+	}
 }
