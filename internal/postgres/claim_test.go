@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,5 +145,70 @@ func createTenant(t *testing.T, s *Store, now time.Time) {
 	key := &herald.APIKey{ID: herald.NewID(herald.PrefixAPIKey, now), TenantID: "a", Prefix: "hk_a", Hash: make([]byte, 32), CreatedAt: now}
 	if err := s.CreateTenant(context.Background(), &herald.Tenant{ID: "a", Name: "A", CreatedAt: now}, key); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDueChannelsLeaveOutFullOnes: a channel this process keeps at its
+// limit and queue is left out of the search for due deliveries (which
+// steps over every lease it holds), one with room is not, and one with a
+// rate limit is full at its limit alone.
+func TestDueChannelsLeaveOutFullOnes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ch := tenantWithChannel(t, s, now) // 16 in flight
+	rated := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "r",
+		URL: "https://example.com/hook", Policy: herald.StandardPolicy(), Enabled: true, MaxInFlight: 4, RateLimitPerSec: 10,
+		Secrets: []herald.Secret{{Key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateChannel(ctx, rated); err != nil {
+		t.Fatal(err)
+	}
+	e := herald.Event{ID: herald.NewID(herald.PrefixEvent, now), TenantID: "a", Type: "x.y", Source: "shop", OccurredAt: now,
+		Data: json.RawMessage(`{}`), CreatedAt: now}
+	if _, err := s.Publish(ctx, []herald.Publication{{Event: e, ChannelIDs: []string{ch.ID, rated.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	due := func(busy map[string]int) []string {
+		t.Helper()
+		ids, n, q := busyChannels(herald.ClaimParams{Busy: busy, Queue: 512})
+		rows, err := s.pool.Query(ctx, dueChannelsSQL, now.Add(time.Second), ids, n, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for rows.Next() {
+			var id string
+			var limit *int
+			var leases int
+			if err := rows.Scan(&id, &limit, &leases); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	both := []string{ch.ID, rated.ID}
+	slices.Sort(both)
+	for _, c := range []struct {
+		name string
+		busy map[string]int
+		want []string
+	}{
+		{"nothing in flight", nil, both},
+		{"room left", map[string]int{ch.ID: 16 + 511, rated.ID: 3}, both},
+		{"limit and queue reached", map[string]int{ch.ID: 16 + 512}, []string{rated.ID}},
+		{"rate-limited channel at its limit", map[string]int{rated.ID: 4}, []string{ch.ID}},
+	} {
+		if got := due(c.busy); !slices.Equal(got, c.want) {
+			t.Errorf("%s: due channels %v, want %v", c.name, got, c.want)
+		}
 	}
 }

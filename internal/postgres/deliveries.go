@@ -116,12 +116,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p herald.ClaimParams) ([]he
 // deliveries_leased, each an index scan that the channel's leases bound.
 // (Counted for all channels at once, grouped, the leases took a pass over
 // the whole table once claims ran without bitmap scans; see claim.)
+//
+// Both scans step over the channel's leased deliveries, a queue of
+// hundreds for a busy channel, so the channels this process alone keeps
+// full are left out first: those whose requests in flight and queued
+// ($3, of the channels in $2) reach their limit and queue ($4), as other
+// processes' leases would only fill them more (see inFlight).
 const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 		SELECT min(channel_id) FROM deliveries WHERE status = 'pending'
 		UNION ALL
 		SELECT (SELECT min(channel_id) FROM deliveries WHERE status = 'pending' AND channel_id > ch.id)
-		FROM ch WHERE ch.id IS NOT NULL)
-	SELECT ch.id, c.max_in_flight, l.n FROM ch
+		FROM ch WHERE ch.id IS NOT NULL),
+	full_ AS (SELECT b.id FROM unnest($2::text[], $3::int[], $4::int[]) AS b(id, busy, queue)
+		JOIN channels c ON c.id = b.id
+		WHERE c.max_in_flight > 0 AND b.busy >= c.max_in_flight + CASE WHEN c.rate_limit_per_sec > 0 THEN 0 ELSE b.queue END),
+	open AS (SELECT id FROM ch WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM full_))
+	SELECT ch.id, c.max_in_flight, l.n FROM open ch
 	CROSS JOIN LATERAL (SELECT next_attempt_at AS due FROM deliveries
 		WHERE status = 'pending' AND channel_id = ch.id AND next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= $1)
 		ORDER BY next_attempt_at LIMIT 1) d
@@ -129,6 +139,20 @@ const dueChannelsSQL = `WITH RECURSIVE ch(id) AS (
 	LEFT JOIN channels c ON c.id = ch.id
 	WHERE d.due <= $1
 	ORDER BY d.due, ch.id`
+
+// busyChannels returns the channels with requests of this process in
+// flight or queued, their counts, and what each may queue: dueChannelsSQL's
+// $2 to $4.
+func busyChannels(p herald.ClaimParams) (ids []string, busy, queue []int32) {
+	for id, n := range p.Busy {
+		if n > 0 {
+			ids = append(ids, id)
+			busy = append(busy, int32(n))
+			queue = append(queue, int32(p.QueueOf(id)))
+		}
+	}
+	return ids, busy, queue
+}
 
 // endInterruptedEvery is how often claims end interrupted manual
 // attempts. Each look walks every lease (deliveries_leased): made by
@@ -244,7 +268,8 @@ func claim(ctx context.Context, tx pgx.Tx, p herald.ClaimParams, endInterrupted 
 	}
 	var due []string
 	deleted := map[string]bool{}
-	b.Queue(dueChannelsSQL, p.Now).Query(func(rows pgx.Rows) error {
+	busyIDs, busyN, queueN := busyChannels(p)
+	b.Queue(dueChannelsSQL, p.Now, busyIDs, busyN, queueN).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
 			var maxInFlight *int // nil: the channel was deleted

@@ -38,7 +38,7 @@ func TestClaimPlansUseIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ name, sql, types, args string }{
-		{"channels with due deliveries", dueChannelsSQL, "timestamptz", "now()"},
+		{"channels with due deliveries", dueChannelsSQL, "timestamptz, text[], int[], int[]", "now(), ARRAY['ch_1'], ARRAY[16], ARRAY[512]"},
 		{"leases of locked channels", busySQL, "text[], timestamptz", "ARRAY['ch_1', 'ch_2'], now()"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +65,7 @@ func TestClaimPlansOnNewTables(t *testing.T) {
 	}
 	defer s.Close()
 	for _, c := range []struct{ name, sql, types, args string }{
-		{"channels with due deliveries", dueChannelsSQL, "timestamptz", "now()"},
+		{"channels with due deliveries", dueChannelsSQL, "timestamptz, text[], int[], int[]", "now(), ARRAY['ch_1'], ARRAY[16], ARRAY[512]"},
 		{"leases of locked channels", busySQL, "text[], timestamptz", "ARRAY['ch_1', 'ch_2'], now()"},
 		{"leases set", setLeasesSQL, "text[], timestamptz[]", "ARRAY['dlv_1', 'dlv_2'], ARRAY[now(), now()]"},
 		{"events read back", claimEventsSQL, "text[]", "ARRAY['evt_1', 'evt_2']"},
