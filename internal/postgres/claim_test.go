@@ -20,11 +20,7 @@ import (
 // every lease.
 func TestInterruptedAttemptsEndedOncePerSecond(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	ch := tenantWithChannel(t, s, now)
 	claim := func(at time.Time) {
@@ -139,6 +135,17 @@ func tenantWithChannel(t *testing.T, s *Store, now time.Time) *herald.Channel {
 	return ch
 }
 
+// openStore opens a Store on a fresh database, closed when t ends.
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // createTenant stores tenant "a" with a key.
 func createTenant(t *testing.T, s *Store, now time.Time) {
 	t.Helper()
@@ -154,11 +161,7 @@ func createTenant(t *testing.T, s *Store, now time.Time) {
 // rate limit is full at its limit alone.
 func TestDueChannelsLeaveOutFullOnes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresDB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	ch := tenantWithChannel(t, s, now) // 16 in flight
 	rated := &herald.Channel{ID: herald.NewID(herald.PrefixChannel, now), TenantID: "a", Kind: herald.ChannelWebhook, Name: "r",

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/heraldhq/herald/internal/testenv"
 )
 
 // TestClaimPlansUseIndexes checks the plans of a claim's lookups by
@@ -20,11 +18,7 @@ import (
 // drain took 5–10 ms instead of 2–3.
 func TestClaimPlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresDB(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	if _, err := s.pool.Exec(ctx, `INSERT INTO deliveries(id, tenant_id, event_id, event_type, channel_id, status, next_attempt_at, lease_until, created_at, updated_at)
 		SELECT 'dlv_' || lpad(g::text, 8, '0'), 'ten_1', 'evt_' || g, 'order.completed', 'ch_' || (g % 40),
 			CASE WHEN g <= 20000 THEN 'succeeded' ELSE 'pending' END,
@@ -58,12 +52,7 @@ func TestClaimPlansUseIndexes(t *testing.T) {
 // then read the whole table in every claim (up to 10 ms each in a latency
 // run, p99 at 300 ms), in some runs and not others.
 func TestClaimPlansOnNewTables(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresDB(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	for _, c := range []struct{ name, sql, types, args string }{
 		{"channels with due deliveries", dueChannelsSQL, "timestamptz, text[], int[], int[]", "now(), ARRAY['ch_1'], ARRAY[16], ARRAY[512]"},
 		{"leases of locked channels", busySQL, "text[], timestamptz", "ARRAY['ch_1', 'ch_2'], now()"},
