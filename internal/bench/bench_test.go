@@ -47,9 +47,9 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("publish acknowledged nothing: %+v", r)
 			}
 		case "isolation":
-			// Two runs with dead channels and two without, each checking
-			// the same 18 healthy channels' deliveries.
-			if want := 4 * 18 * (2000 / 20); r.Deliveries != want {
+			// Four runs with dead channels and four without, each
+			// checking the same 18 healthy channels' deliveries.
+			if want := 8 * 18 * (2000 / 20); r.Deliveries != want {
 				t.Errorf("isolation checked %d deliveries, want %d", r.Deliveries, want)
 			}
 		}
