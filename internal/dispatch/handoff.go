@@ -495,8 +495,8 @@ func (d *Dispatcher) Unreserve(e *herald.Event, chs []*herald.Channel) {
 func (d *Dispatcher) Handoff(claims []herald.Claim) {
 	ls := d.lanes
 	shares := map[string]int{} // an event's deliveries handed off together
-	for _, c := range claims {
-		shares[c.Event.ID]++
+	for i := range claims {
+		shares[claims[i].Event.ID]++
 	}
 	var release []string
 	ls.mu.Lock()
@@ -513,8 +513,8 @@ func (d *Dispatcher) Handoff(claims []herald.Claim) {
 		l.queue = append(l.queue, queued{c: c, cost: cost})
 		ls.waiting[l] = true
 	}
-	for _, c := range claims {
-		if l := ls.byCh[c.Channel.ID]; ls.waiting[l] {
+	for i := range claims {
+		if l := ls.byCh[claims[i].Channel.ID]; ls.waiting[l] {
 			d.pump(l)
 		}
 	}
