@@ -806,6 +806,7 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 	order := []bool{false, true, true, false, true, false, false, true}
 	r := Result{Scenario: "isolation"}
 	var base float64
+	began := time.Now()
 	for _, dead := range order {
 		rate, lost, dups, err := run(dead)
 		if err != nil {
@@ -819,6 +820,7 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 			base += rate / float64(len(order)/2)
 		}
 	}
+	r.Seconds = time.Since(began).Seconds()
 	withDead := r.DeliveredPerSec
 	if base > 0 {
 		r.Note = fmt.Sprintf("healthy channels kept %.0f%% of their rate with 2 of 20 channels hanging (%.0f/s without)", 100*withDead/base, base)

@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	}
 	raw := results[0].DeliveredPerSec
 	for _, r := range results {
-		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 {
+		if r.Lost != 0 || r.BadSignatures != 0 || r.DeliveredPerSec <= 0 || r.Seconds <= 0 {
 			t.Errorf("%s: %+v", r.Scenario, r)
 		}
 		if want := Machine(Config{}); r.Machine != want {
