@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/webhooks"
 )
 
 // TestSmoke runs every scenario small: the checks (nothing lost, every
@@ -243,5 +247,62 @@ func TestMachine(t *testing.T) {
 	}
 	if got := Machine(Config{Database: "postgres://x"}); !strings.HasSuffix(got, "store: PostgreSQL") {
 		t.Errorf("Machine() with a database = %q, want it to name PostgreSQL", got)
+	}
+}
+
+// TestReceiverChecks shows that the receiver's checks can fail: over real
+// HTTP, a request signed with another secret is counted bad and refused,
+// a delivery that never arrives is lost, and one that arrives twice is a
+// duplicate.
+func TestReceiverChecks(t *testing.T) {
+	rc, err := newReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.close()
+	secret, err := webhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := webhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.reset(map[string]string{"/c": secret}, nil); err != nil {
+		t.Fatal(err)
+	}
+	send := func(sec, id string) int {
+		t.Helper()
+		s, err := webhooks.NewSigner(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(`{"id":"` + id + `"}`)
+		req, err := http.NewRequest(http.MethodPost, rc.url+"/c", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetHeaders(req.Header, id, time.Now(), body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send(secret, "evt_1"); code != http.StatusNoContent {
+		t.Errorf("a well-signed delivery was answered %d", code)
+	}
+	send(secret, "evt_2")
+	send(secret, "evt_2")
+	if code := send(other, "evt_3"); code != http.StatusBadRequest {
+		t.Errorf("a delivery signed with another secret was answered %d", code)
+	}
+	if bad := rc.bad.Load(); bad != 1 {
+		t.Errorf("%d bad signatures counted, want 1", bad)
+	}
+	lost, dups := rc.tally([]string{"/c"}, []string{"evt_1", "evt_2", "evt_3", "evt_4"})
+	if lost != 2 || dups != 1 {
+		t.Errorf("tally = %d lost, %d duplicates; want 2 lost (evt_3 refused, evt_4 never sent), 1 duplicate", lost, dups)
 	}
 }
