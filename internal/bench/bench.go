@@ -804,6 +804,7 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 	// it on one side, and with two runs each the mean still moved by up to
 	// a tenth between full runs (86–109%).
 	order := []bool{false, true, true, false, true, false, false, true}
+	half := float64(len(order) / 2)
 	r := Result{Scenario: "isolation"}
 	var base float64
 	began := time.Now()
@@ -815,9 +816,9 @@ func (b *bench) isolation(ctx context.Context) (Result, error) {
 		r.Events, r.Deliveries = r.Events+n, r.Deliveries+n*18
 		r.Lost, r.Duplicates = r.Lost+lost, r.Duplicates+dups
 		if dead {
-			r.DeliveredPerSec += rate / float64(len(order)/2)
+			r.DeliveredPerSec += rate / half
 		} else {
-			base += rate / float64(len(order)/2)
+			base += rate / half
 		}
 	}
 	r.Seconds = time.Since(began).Seconds()
